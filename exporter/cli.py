@@ -1,0 +1,152 @@
+"""Command line: parse flags, load the config, wire the parts, run.
+
+Flags follow the Prometheus exporter conventions (``--config.file``,
+``--web.listen-address``, ...). A bad config or flag exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, KeySource, Secret, WorkspaceConfig, load_config
+from exporter.log import configure_logging, get_logger
+from exporter.server import parse_listen_address
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The exporter's flags."""
+    parser = argparse.ArgumentParser(
+        prog="elevenlabs-exporter",
+        description="Prometheus exporter for ElevenLabs credit usage.",
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        default=None,
+        help="YAML config file (optional; see README)",
+    )
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the config, print it without secrets, and exit (0 or 2)",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=":9142",
+        help="address to listen on (default :9142)",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        help="path of the metrics endpoint (default /metrics)",
+    )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", default="json", choices=["json", "console"]
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve realistic metrics from a built-in simulated API (no key needed)",
+    )
+    parser.add_argument(
+        "--demo.scenario",
+        dest="demo_scenario",
+        default="normal",
+        help="simulator scenario for --demo (normal, quota-nearly-exhausted, "
+        "key-rejected, missing-permission)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the exporter; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config_file, os.environ, demo=args.demo)
+        host, port = parse_listen_address(args.listen_address)
+    except ConfigError as err:
+        return _fail(str(err))
+    except ValueError as err:
+        return _fail(f"flag error: --web.listen-address: {err}")
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in (
+        "/",
+        "/healthz",
+        "/readyz",
+    ):
+        return _fail("flag error: --web.telemetry-path: must be a path like /metrics")
+
+    if args.config_check:
+        described = config.describe()
+        if args.demo:
+            described["workspaces"] = [
+                {
+                    "name": "default",
+                    "api_key": "built-in demo key",
+                    "base_url": "embedded simulator",
+                }
+            ]
+        print(yaml.safe_dump(described, sort_keys=False), end="")
+        return 0
+
+    redactor = configure_logging(args.log_level, args.log_format)
+    redactor.add(config.secrets())
+    log = get_logger()
+
+    simulator = None
+    if args.demo:
+        from exporter.simulator import SimState, Simulator
+
+        try:
+            state = SimState(scenario=args.demo_scenario)
+        except ValueError as err:
+            return _fail(f"flag error: --demo.scenario: {err}")
+        simulator = Simulator(state).start()
+        config = _demo_config(config, simulator.url)
+        log.info(
+            "demo mode: polling the built-in simulated API",
+            simulator=simulator.url,
+            scenario=args.demo_scenario,
+        )
+
+    from exporter.runtime import serve
+
+    try:
+        return asyncio.run(
+            serve(
+                config,
+                host=host,
+                port=port,
+                telemetry_path=args.telemetry_path,
+                log=log,
+                redactor=redactor,
+            )
+        )
+    finally:
+        if simulator is not None:
+            simulator.stop()
+
+
+def _demo_config(config: Config, url: str) -> Config:
+    workspace = WorkspaceConfig("default", Secret("demo"), KeySource("demo"), url)
+    return dataclasses.replace(config, workspaces=(workspace,))

@@ -1,0 +1,101 @@
+"""The only code that talks to ElevenLabs: typed answers or typed errors.
+
+One client per workspace. Every request is counted and timed, every failure is
+classified by :mod:`exporter.errors`, and a shared semaphore caps how many requests
+are in flight across all workspaces (ElevenLabs limits concurrency, not rate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from exporter import __version__
+from exporter.errors import ApiError, classify_response, classify_transport
+from exporter.parse import Subscription, UsageRow, parse_subscription, parse_usage_table
+from exporter.telemetry import Telemetry
+
+USAGE_PATH = "/v1/workspace/analytics/query/usage-by-product-over-time"
+SUBSCRIPTION_PATH = "/v1/user/subscription"
+USER_AGENT = f"elevenlabs-exporter/{__version__}"
+
+
+class ElevenLabsClient:
+    """Reads usage and subscription for one workspace."""
+
+    def __init__(
+        self,
+        *,
+        workspace: str,
+        base_url: str,
+        api_key: Callable[[], str],
+        http: httpx.AsyncClient,
+        telemetry: Telemetry | None = None,
+        limiter: asyncio.Semaphore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.workspace = workspace
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._http = http
+        self._telemetry = telemetry
+        self._limiter = limiter or asyncio.Semaphore(1)
+        self._clock = clock
+
+    async def _request(
+        self, endpoint: str, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> Any:
+        headers = {"xi-api-key": self._api_key(), "user-agent": USER_AGENT}
+        async with self._limiter:
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(
+                    method, self._base_url + path, json=body, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                error = classify_transport(exc)
+                self._observe(endpoint, "error", started)
+                raise error from None
+            self._observe(endpoint, str(response.status_code), started)
+        if not 200 <= response.status_code < 300:
+            raise classify_response(
+                response.status_code, response.content, response.headers, self._clock()
+            )
+        try:
+            return json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            snippet = " ".join(response.content[:80].decode("utf-8", "replace").split())
+            raise ApiError(
+                "bad_response",
+                f"{endpoint}: answer is not JSON: {snippet!r}",
+                status=response.status_code,
+            ) from None
+
+    def _observe(self, endpoint: str, code: str, started: float) -> None:
+        if self._telemetry is not None:
+            self._telemetry.observe_request(
+                self.workspace, endpoint, code, time.perf_counter() - started
+            )
+
+    async def usage(
+        self, start: int, end: int, interval: int, group_by: Sequence[str] = ("product_type",)
+    ) -> list[UsageRow]:
+        """Credits per bucket and label set for ``[start, end)`` (Unix seconds)."""
+        body = {
+            "start_time": start * 1000,
+            "end_time": end * 1000,
+            "interval_seconds": interval,
+            "group_by": list(group_by),
+            "time_zone": "UTC",
+        }
+        answer = await self._request("usage", "POST", USAGE_PATH, body)
+        return parse_usage_table(answer, group_by, start=start, end=end, interval=interval)
+
+    async def subscription(self) -> Subscription:
+        """The workspace's subscription: credits used and limit, reset time, tier."""
+        return parse_subscription(await self._request("subscription", "GET", SUBSCRIPTION_PATH))

@@ -1,0 +1,169 @@
+"""The Prometheus collector: fresh metric families from the latest snapshots.
+
+It never performs I/O and never waits on the API: every value comes from the last
+poll (the Prometheus guidelines allow this caching for slow, rate-limited APIs;
+``elevenlabs_exporter_last_success_timestamp_seconds`` says how fresh it is).
+Families are rebuilt at every scrape, so label sets that vanish, vanish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.parse import Labels
+from exporter.snapshot import WorkspaceSnapshot
+
+POLLED = "Values come from the last successful poll of the ElevenLabs API, not from the scrape."
+
+
+class UsageCollector(Collector):
+    """Builds every contract metric from the snapshots returned by ``source``."""
+
+    def __init__(self, source: Callable[[], Mapping[str, WorkspaceSnapshot]]) -> None:
+        self._source = source
+
+    def describe(self) -> list[Metric]:
+        """Nothing: families are only known at scrape time (and registering stays I/O-free)."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the families for the current snapshots."""
+        snapshots = list(self._source().values())
+        yield from self._usage(snapshots)
+        yield from self._subscription(snapshots)
+        yield from self._health(snapshots)
+        build = GaugeMetricFamily(
+            "elevenlabs_exporter_build_info",
+            "Always 1; the version label says which elevenlabs-exporter is running.",
+            labels=["version"],
+        )
+        build.add_metric([__version__], 1)
+        yield build
+
+    @staticmethod
+    def _add_all(
+        family: Metric,
+        workspace: str,
+        values: Mapping[Labels, float],
+        add: Callable[[list[str], float], None],
+    ) -> None:
+        for labels, value in sorted(values.items()):
+            add([workspace, *labels], value)
+
+    def _usage(self, snapshots: Iterable[WorkspaceSnapshot]) -> Iterator[Metric]:
+        by_labels: dict[tuple[str, ...], list[WorkspaceSnapshot]] = {}
+        for snap in snapshots:
+            by_labels.setdefault(snap.label_names, []).append(snap)
+        for label_names, group in sorted(by_labels.items()):
+            names = list(label_names)
+            used = CounterMetricFamily(
+                "elevenlabs_credits_used",
+                "Credits used since the anchor (count_from; by default the start of the "
+                "current billing cycle, where it restarts from 0), per product. Late upward "
+                "revisions of recent buckets are added; downward ones are not subtracted. "
+                + POLLED,
+                labels=["workspace", *names],
+            )
+            down = CounterMetricFamily(
+                "elevenlabs_credits_downward_revision",
+                "Credits the ElevenLabs API later revised away from buckets already counted "
+                "in elevenlabs_credits_used_total (which never decreases). " + POLLED,
+                labels=["workspace", *names],
+            )
+            cycle = GaugeMetricFamily(
+                "elevenlabs_cycle_credits_used",
+                "Credits used since the current billing cycle began, per product, as the "
+                "API reports them now (it can go down if the API revises usage down). " + POLLED,
+                labels=["workspace", *names],
+            )
+            for snap in group:
+                self._add_all(used, snap.name, snap.credits, used.add_metric)
+                self._add_all(down, snap.name, snap.downward, down.add_metric)
+                if snap.cycle is not None:
+                    self._add_all(cycle, snap.name, snap.cycle, cycle.add_metric)
+            yield used
+            yield down
+            yield cycle
+
+    def _subscription(self, snapshots: Iterable[WorkspaceSnapshot]) -> Iterator[Metric]:
+        def gauge(name: str, help_text: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, help_text + " " + POLLED, labels=labels or ["workspace"])
+
+        used = gauge(
+            "elevenlabs_subscription_credits_used",
+            "Credits used in the current billing cycle according to the subscription "
+            "(character_count).",
+        )
+        limit = gauge(
+            "elevenlabs_subscription_credits_limit",
+            "Credits the plan includes per billing cycle (character_limit).",
+        )
+        reset = gauge(
+            "elevenlabs_subscription_cycle_reset_timestamp_seconds",
+            "Unix time in seconds when the credits next reset (next_character_count_reset_unix).",
+        )
+        length = gauge(
+            "elevenlabs_subscription_cycle_length_seconds",
+            "Length of the current billing cycle in seconds (reset time minus cycle start).",
+        )
+        info = gauge(
+            "elevenlabs_subscription_info",
+            "Always 1; labels describe the subscription (tier, status, currency, billing period).",
+            ["workspace", "tier", "status", "currency", "billing_period"],
+        )
+        voices = gauge("elevenlabs_subscription_voice_slots_used", "Voice slots in use.")
+        voices_limit = gauge(
+            "elevenlabs_subscription_voice_slots_limit", "Voice slots the plan allows."
+        )
+        pro = gauge(
+            "elevenlabs_subscription_professional_voice_slots_used",
+            "Professional voice clone slots in use.",
+        )
+        pro_limit = gauge(
+            "elevenlabs_subscription_professional_voice_slots_limit",
+            "Professional voice clone slots the plan allows.",
+        )
+        for snap in snapshots:
+            sub = snap.subscription
+            if sub is None:
+                continue
+            used.add_metric([snap.name], sub.credits_used)
+            limit.add_metric([snap.name], sub.credits_limit)
+            if snap.cycle_reset is not None:
+                reset.add_metric([snap.name], snap.cycle_reset)
+            if snap.cycle_length is not None:
+                length.add_metric([snap.name], snap.cycle_length)
+            info.add_metric(
+                [snap.name, sub.tier, sub.status, sub.currency or "", sub.billing_period or ""], 1
+            )
+            for family, value in (
+                (voices, sub.voice_slots_used),
+                (voices_limit, sub.voice_limit),
+                (pro, sub.professional_voice_slots_used),
+                (pro_limit, sub.professional_voice_limit),
+            ):
+                if value is not None:
+                    family.add_metric([snap.name], value)
+        yield from (used, limit, reset, length, info, voices, voices_limit, pro, pro_limit)
+
+    def _health(self, snapshots: Iterable[WorkspaceSnapshot]) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "elevenlabs_up",
+            "1 if the last poll of every ElevenLabs endpoint of this workspace succeeded, else 0.",
+            labels=["workspace"],
+        )
+        last = GaugeMetricFamily(
+            "elevenlabs_exporter_last_success_timestamp_seconds",
+            "Unix time in seconds of the last successful poll of an endpoint (0 before the first).",
+            labels=["workspace", "endpoint"],
+        )
+        for snap in snapshots:
+            up.add_metric([snap.name], 1 if snap.up else 0)
+            for endpoint, stamp in sorted(snap.last_success.items()):
+                last.add_metric([snap.name, endpoint], stamp)
+        yield up
+        yield last
