@@ -1,0 +1,179 @@
+"""Unit tests of the ledger's planning, revisions, cycles and persistence."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from exporter.ledger import Ledger, ReadPlan, Window, coarse_windows, fine_windows
+from exporter.parse import UsageRow
+
+TTS = ("text_to_speech",)
+HOUR = 3600
+DAY = 86400
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def rows(*items: tuple[int, float]) -> list[UsageRow]:
+    return [UsageRow(bucket, TTS, credits) for bucket, credits in items]
+
+
+def test_fine_windows_are_chunked_and_contiguous() -> None:
+    """A long fine range is split into requests of at most a day of minute buckets."""
+    windows = fine_windows(T0, T0 + 2 * DAY + 120, 60)
+    assert [w.end - w.start for w in windows] == [DAY, DAY, 120]
+    assert all(a.end == b.start for a, b in itertools.pairwise(windows))
+
+
+def test_coarse_windows_use_hours_inside_and_minutes_at_the_edges() -> None:
+    """Seeding reads whole hours in hour buckets and the ragged edges in minute buckets,
+    and no hour bucket straddles a break (the cycle start)."""
+    start, end = T0 + 30 * 60, T0 + 10 * HOUR + 15 * 60
+    windows = coarse_windows(start, end, 60, breaks=[T0 + 5 * HOUR + 120])
+    assert windows[0] == Window(start, T0 + HOUR, 60)
+    assert Window(T0 + HOUR, T0 + 5 * HOUR, HOUR) in windows
+    assert Window(T0 + 5 * HOUR, T0 + 5 * HOUR + 120, 60) in windows
+    assert windows[-1] == Window(T0 + 10 * HOUR, end, 60)
+    covered = sum(w.end - w.start for w in windows)
+    assert covered == end - start
+
+
+def test_requests_per_poll_do_not_grow_with_history() -> None:
+    """Seeding a whole month costs a handful of requests, and every later poll costs one,
+    however much history lies behind it."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=2 * HOUR, cycle_start=T0)
+    seed = ledger.plan(T0 + 30 * DAY)
+    assert len(seed.windows) <= 8
+    ledger.apply(seed)
+    for minute in range(1, 24 * 60):  # a day of polls, one a minute
+        plan = ledger.plan(T0 + 30 * DAY + minute * 60)
+        assert len(plan.windows) == 1
+        ledger.apply(plan)
+
+
+def test_late_upward_revision_adds_exactly_its_delta() -> None:
+    """A bucket re-read with a larger value adds the difference, once."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    plan = ledger.plan(T0 + 600)
+    ledger.apply(plan, rows((T0 + 300, 10.0)))
+    plan = ledger.plan(T0 + 660)
+    ledger.apply(plan, rows((T0 + 300, 17.5)))
+    plan = ledger.plan(T0 + 720)
+    ledger.apply(plan, rows((T0 + 300, 17.5)))
+    assert ledger.total[TTS] == 17.5
+    assert ledger.down[TTS] == 0.0
+
+
+def test_downward_revision_is_counted_apart_and_never_subtracted() -> None:
+    """A smaller value leaves the counter alone, feeds the downward counter, and lowers
+    the cycle gauge (the API's current view)."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    ledger.apply(ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
+    ledger.apply(ledger.plan(T0 + 660), rows((T0 + 300, 4.0)))
+    assert ledger.total[TTS] == 10.0
+    assert ledger.down[TTS] == 6.0
+    assert ledger.cycle[TTS] == 4.0
+
+
+def test_bucket_missing_from_a_later_answer_was_revised_to_zero() -> None:
+    """A revisable bucket absent from an answer that covered it counts as revised to 0."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    ledger.apply(ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
+    ledger.apply(ledger.plan(T0 + 660), [])
+    assert ledger.total[TTS] == 10.0
+    assert ledger.down[TTS] == 10.0
+    assert ledger.cycle[TTS] == 0.0
+
+
+def test_outage_longer_than_the_lookback_rereads_the_gap_once() -> None:
+    """After an outage the plan re-reads what was revisable, reads the gap as settled,
+    and reads the new lookback: the windows tile the time since the last coverage."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    ledger.apply(ledger.plan(T0 + 2 * HOUR))
+    plan = ledger.plan(T0 + 9 * HOUR)
+    assert plan.revisable[0].start == T0 + HOUR
+    spans = sorted((w.start, w.end) for w in plan.windows)
+    assert spans[0][0] == T0 + HOUR
+    assert spans[-1][1] == T0 + 9 * HOUR
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+
+
+def test_fixed_anchor_keeps_counting_across_a_cycle_and_rebuilds_the_cycle_gauge() -> None:
+    """With count_from fixed, a new billing cycle leaves the counter alone and the cycle
+    gauge restarts from the buckets of the new cycle."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    ledger.apply(ledger.plan(T0 + 600), rows((T0 + 60, 5.0), (T0 + 300, 7.0)))
+    ledger.start_cycle(T0 + 120)
+    assert ledger.cycle_known
+    assert ledger.cycle[TTS] == 7.0
+    assert ledger.total[TTS] == 12.0
+
+
+def test_cycle_start_before_what_is_held_is_read_back() -> None:
+    """A cycle that began before the held buckets is rebuilt from a cycle-only read."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    ledger.apply(ledger.plan(T0 + 3 * HOUR), rows((T0 + 2 * HOUR + 60, 3.0)))
+    ledger.start_cycle(T0 + HOUR)
+    assert not ledger.cycle_known
+    plan = ledger.plan(T0 + 3 * HOUR + 60)
+    assert plan.cycle_only
+    ledger.apply(plan, rows((T0 + 2 * HOUR + 60, 3.0)), [], rows((T0 + HOUR + 60, 4.0)))
+    assert ledger.cycle_known
+    assert ledger.cycle[TTS] == 7.0
+
+
+def test_state_round_trip_resumes_exactly() -> None:
+    """A ledger rebuilt from its state answers the next poll exactly like the original."""
+    a = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    a.apply(a.plan(T0 + 600), rows((T0 + 300, 10.0), (T0 + 360, 2.5)))
+    b = Ledger.from_state(a.to_state(), lookback=HOUR)
+    for ledger in (a, b):
+        ledger.apply(ledger.plan(T0 + 660), rows((T0 + 300, 12.0), (T0 + 360, 2.5)))
+    assert a.to_state() == b.to_state()
+    assert b.total[TTS] == 14.5
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda s: s.pop("live"),
+        lambda s: s.update(anchor="yesterday"),
+        lambda s: s.update(total=[[["a", "b"], 1.0]]),
+        lambda s: s.update(settled_until=s["covered_until"] + 60),
+        lambda s: s.update(live=[[1, ["x"], "many", 0, 0]]),
+    ],
+)
+def test_malformed_state_is_refused(damage: object) -> None:
+    """Damaged state raises ValueError (the caller then reseeds), never anything else."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    ledger.apply(ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
+    state = ledger.to_state()
+    damage(state)  # type: ignore[operator]
+    with pytest.raises(ValueError, match="malformed"):
+        Ledger.from_state(state, lookback=HOUR)
+
+
+def test_floor_keeps_a_reseed_from_dropping_the_counter() -> None:
+    """A reseed that cannot resume the old ledger never exports less than it did: credits
+    revised away before the restart are added back on top of the reseeded values."""
+    old = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    old.apply(old.plan(T0 + 600), rows((T0 + 300, 10.0)))
+    old.apply(old.plan(T0 + 660), rows((T0 + 300, 6.0)))  # revised down by 4
+    fresh = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    fresh.floor_at(old.total, old.down)
+    plan = fresh.plan(T0 + 900)
+    fresh.apply(plan, rows((T0 + 300, 6.0), (T0 + 720, 1.0)))
+    assert fresh.total[TTS] == 11.0  # 10 seen before + 1 new
+    assert fresh.down[TTS] == 4.0
+
+
+def test_nothing_is_read_before_the_anchor() -> None:
+    """A clock before the anchor plans nothing; rows before the anchor are ignored."""
+    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
+    assert ledger.plan(T0 - 300).windows == ()
+    ledger.apply(
+        ReadPlan(end=T0 + 60, fold_at=T0, revisable=(Window(T0 - 60, T0 + 60, 60),)),
+        rows((T0 - 60, 50.0), (T0, 1.0)),
+    )
+    assert ledger.total[TTS] == 1.0
