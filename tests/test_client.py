@@ -208,7 +208,8 @@ async def call_with(response: httpx.Response | Exception) -> ApiError:
                 json={
                     "detail": {
                         "status": "missing_permissions",
-                        "message": "The API key you used is missing the permission user_read to execute this operation.",
+                        "message": "The API key you used is missing the permission user_read "
+                        "to execute this operation.",
                     }
                 },
             ),
