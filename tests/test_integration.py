@@ -1,0 +1,213 @@
+"""The real poller and client over loopback HTTP against the simulator.
+
+The simulator's clock is frozen and shared with the poller, so each test decides
+when time passes; the ground truth comes from the simulator itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.client import ElevenLabsClient
+from exporter.config import Config, KeySource, Secret, WorkspaceConfig
+from exporter.log import get_logger
+from exporter.poller import WorkspacePoller
+from exporter.simulator import SimState, Simulator, cycle_bounds
+from exporter.snapshot import SnapshotStore
+from exporter.state import StateStore
+from exporter.telemetry import Telemetry
+
+# 2026-11-20T15:37:00Z: a weekday afternoon, 13 days into the simulated cycle.
+START = 1_795_621_020.0
+LOG = get_logger()
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator(SimState(frozen_at=START)).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+def make_poller(
+    sim: Simulator, http: httpx.AsyncClient, state: StateStore | None = None
+) -> WorkspacePoller:
+    workspace = WorkspaceConfig("main", Secret("demo"), KeySource("demo"), sim.url)
+    config = Config(workspaces=(workspace,), state_file=state.path if state else None)
+    telemetry = Telemetry(CollectorRegistry())
+    client = ElevenLabsClient(
+        workspace="main",
+        base_url=sim.url,
+        api_key=lambda: "demo",
+        http=http,
+        telemetry=telemetry,
+        clock=sim.state.now,
+    )
+    return WorkspacePoller(
+        workspace="main",
+        base_url=sim.url,
+        client=client,
+        config=config,
+        snapshots=SnapshotStore(["main"]),
+        telemetry=telemetry,
+        log=LOG,
+        state=state,
+        clock=sim.state.now,
+    )
+
+
+def truth(sim: Simulator) -> dict[str, float]:
+    """What the simulated API says was used from the cycle start to the last whole minute."""
+    start, _ = cycle_bounds(sim.state.now())
+    end = int(sim.state.now() // 60) * 60
+    return {k: v for k, v in sim.state.truth(start - start % 60, end).items() if v}
+
+
+def counters(poller: WorkspacePoller) -> dict[str, float]:
+    assert poller.ledger is not None
+    return {labels[0]: v for labels, v in poller.ledger.total.items() if v}
+
+
+def advance(sim: Simulator, seconds: float) -> None:
+    sim.state.frozen_at = sim.state.now() + seconds
+
+
+async def test_seeded_counters_equal_the_ground_truth(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """At start-up the counters hold every credit since the cycle start, exactly, for
+    every product, and stay exact as minutes pass and recent buckets fill in."""
+    poller = make_poller(sim, http)
+    assert await poller.poll_once()
+    assert len(counters(poller)) >= 5
+    assert counters(poller) == truth(sim)
+    for _ in range(8):
+        advance(sim, 60)
+        assert await poller.poll_once()
+        assert counters(poller) == truth(sim)
+    snapshot = poller.snapshot()
+    assert snapshot.up
+    assert snapshot.ready
+    assert snapshot.cycle is not None
+    assert {k[0]: v for k, v in snapshot.cycle.items() if v} == truth(sim)
+
+
+async def test_late_revision_raises_the_counter_by_exactly_its_size(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """A +x revision of a bucket inside the lookback adds exactly x; a -y revision adds
+    nothing and shows up in the downward-revision counter."""
+    poller = make_poller(sim, http)
+    await poller.poll_once()
+    before = counters(poller)["dubbing"]
+    bucket = int(sim.state.now() // 60) * 60 - 30 * 60
+    sim.state.adjustments[(3, bucket // 60)] = 7.5  # product 3 is dubbing
+    await poller.poll_once()
+    assert counters(poller)["dubbing"] == before + 7.5
+    sim.state.adjustments[(3, bucket // 60)] = 7.5 - 2.0
+    await poller.poll_once()
+    assert poller.ledger is not None
+    assert counters(poller)["dubbing"] == before + 7.5
+    assert poller.ledger.down[("dubbing",)] == 2.0
+
+
+@pytest.mark.parametrize("downtime", [20 * 60, 5 * 3600])
+async def test_restart_with_state_file_loses_nothing_and_doubles_nothing(
+    sim: Simulator, http: httpx.AsyncClient, tmp_path: Path, downtime: int
+) -> None:
+    """Stop the exporter, let usage happen (shorter and longer than the lookback), start
+    it again from its state file: the total is exact, it never went down, and no
+    request re-read the cycle from its start."""
+    state = StateStore(tmp_path / "state.json", LOG)
+    first = make_poller(sim, http, state)
+    await first.poll_once()
+    assert state.flush()
+    last_exported = counters(first)
+
+    advance(sim, downtime)
+    sim.state.requests.clear()
+    reloaded = StateStore(tmp_path / "state.json", LOG)
+    reloaded.load()
+    second = make_poller(sim, http, reloaded)
+    await second.poll_once()
+    assert counters(second) == truth(sim)
+    assert all(counters(second)[k] >= v for k, v in last_exported.items())
+    cycle_start, _ = cycle_bounds(sim.state.now())
+    starts = [
+        r["body"]["start_time"] // 1000 for r in sim.state.requests if r["endpoint"] == "usage"
+    ]
+    assert starts
+    assert min(starts) > cycle_start + 3600
+
+
+async def test_restart_without_state_reseeds_exactly(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """Without a state file a restart re-reads the cycle and still ends exact."""
+    first = make_poller(sim, http)
+    await first.poll_once()
+    advance(sim, 3600)
+    second = make_poller(sim, http)
+    await second.poll_once()
+    assert counters(second) == truth(sim)
+
+
+async def test_failed_poll_keeps_last_values_and_recovers_exactly(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """A failing API leaves the last values in place with up=0, counts the reason, and
+    the first good poll afterwards brings the counters back to exact."""
+    poller = make_poller(sim, http)
+    await poller.poll_once()
+    good = counters(poller)
+    sim.state.scenario = "key-rejected"
+    advance(sim, 600)
+    assert not await poller.poll_once()
+    snapshot = poller.snapshot()
+    assert not snapshot.up
+    assert counters(poller) == good
+    errors = poller.telemetry.poll_errors.labels("main", "usage", "auth")._value.get()
+    assert errors == 1.0
+    sim.state.scenario = "normal"
+    advance(sim, 3 * 3600)  # longer than the lookback
+    assert await poller.poll_once()
+    assert counters(poller) == truth(sim)
+
+
+async def test_cycle_rollover_restarts_the_counter_from_the_new_cycle(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """When the billing cycle resets, the default counter restarts at the new cycle's
+    usage (a counter reset Prometheus handles), and stays exact."""
+    poller = make_poller(sim, http)
+    await poller.poll_once()
+    _, reset = cycle_bounds(sim.state.now())
+    sim.state.frozen_at = reset + 20 * 60
+    await poller.poll_once()
+    assert counters(poller) == truth(sim)
+    assert sum(counters(poller).values()) < 20 * 60 * 100
+
+
+async def test_state_file_is_valid_json_with_a_version(
+    sim: Simulator, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The state file names its format and version and holds the workspace's ledger."""
+    state = StateStore(tmp_path / "state.json", LOG)
+    await make_poller(sim, http, state).poll_once()
+    state.flush()
+    data = json.loads((tmp_path / "state.json").read_text())
+    assert data["format"] == "elevenlabs-exporter-state"
+    assert data["version"] == 1
+    assert data["workspaces"]["main"]["base_url"] == sim.url
