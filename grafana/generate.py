@@ -774,8 +774,7 @@ def credits_overview() -> Json:
         stat(
             "Credits revised downward",
             "Credits the ElevenLabs usage data later revised away within the time range. "
-            "The exporter never lowers its counter for them; it counts them here. Usually 0; "
-            "empty until the exporter has seen a downward revision.",
+            "The exporter never lowers its counter for them; it counts them here. Usually 0.",
             [
                 target(
                     f"sum(increase(elevenlabs_credits_downward_revision_total{{{WS}}}[$__range]))",

@@ -18,15 +18,15 @@ a panel whose "Min interval" is larger than ``$__interval`` raises it, as Grafan
 
 ``must_have_data`` says whether the query must return at least one series once
 Prometheus has scraped the exporter (``--demo`` is enough) a few times within the rate
-window. It is true for every panel and variable query except the panels listed in
-:data:`MAY_BE_EMPTY` (empty is a normal state for them) and the annotation queries.
+window. It is true for every panel and variable query except those of panels listed in
+:data:`MAY_BE_EMPTY` (empty is a normal state for them), and false for annotations.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -52,10 +52,9 @@ DEFAULT_BUILTINS: Mapping[str, str] = {
 }
 
 # Per dashboard uid, the titles of panels whose queries may legitimately return nothing.
-MAY_BE_EMPTY: Mapping[str, frozenset[str]] = {
-    # No series until the exporter has seen its first downward revision.
-    "elevenlabs-credits": frozenset({"Credits revised downward"}),
-}
+# None so far: every series the dashboards read exists from the exporter's first poll
+# (error counters and downward revisions at 0), and the alert state falls back to 0.
+MAY_BE_EMPTY: Mapping[str, frozenset[str]] = {}
 
 QuerySource = Literal["panel", "variable", "annotation"]
 
@@ -202,16 +201,20 @@ def dashboard_queries(
     dashboard: Mapping[str, Any],
     values: Mapping[str, str | Sequence[str]] | None = None,
     builtins: Mapping[str, str] | None = None,
+    may_be_empty: Collection[str] | None = None,
 ) -> list[DashboardQuery]:
     """Every panel, variable and annotation query of `dashboard`, substituted.
 
     `values` overrides :data:`DEFAULT_VALUES` and `builtins` overrides
-    :data:`DEFAULT_BUILTINS` (keys without the ``$``). A ``label_values(selector, label)``
-    variable query becomes its series selector (what Grafana asks Prometheus for) with
-    `label` naming the label. Hidden targets are left out, as Grafana leaves them out.
+    :data:`DEFAULT_BUILTINS` (keys without the ``$``); `may_be_empty` (panel titles)
+    overrides the dashboard's entry in :data:`MAY_BE_EMPTY`. A
+    ``label_values(selector, label)`` variable query becomes its series selector (what
+    Grafana asks Prometheus for) with `label` naming the label. Hidden targets are left
+    out, as Grafana leaves them out.
     """
     uid = str(dashboard.get("uid", ""))
-    may_be_empty = MAY_BE_EMPTY.get(uid, frozenset())
+    if may_be_empty is None:
+        may_be_empty = MAY_BE_EMPTY.get(uid, frozenset())
     replacements = variable_replacements(dashboard, values, builtins)
     queries: list[DashboardQuery] = []
 
