@@ -19,6 +19,7 @@ from exporter import __version__
 from exporter.config import Config, ConfigError, KeySource, Secret, WorkspaceConfig, load_config
 from exporter.log import configure_logging, get_logger
 from exporter.server import parse_listen_address
+from exporter.shard import parse_shard, select
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulator scenario for --demo (normal, quota-nearly-exhausted, "
         "key-rejected, missing-permission)",
     )
+    parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="INDEX/COUNT",
+        help="poll only this shard's workspaces (e.g. 0/3), hashed by name",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -89,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err))
     except ValueError as err:
         return _fail(f"flag error: --web.listen-address: {err}")
+    if args.shard is not None:
+        try:
+            index, count = parse_shard(args.shard)
+        except ValueError as err:
+            return _fail(f"flag error: --shard: {err}")
+        mine = set(select([ws.name for ws in config.workspaces], index, count))
+        config = dataclasses.replace(
+            config, workspaces=tuple(ws for ws in config.workspaces if ws.name in mine)
+        )
     if not args.telemetry_path.startswith("/") or args.telemetry_path in (
         "/",
         "/healthz",

@@ -196,3 +196,24 @@ def test_bad_listen_address_exits_2() -> None:
     result = run_cli("--demo", "--web.listen-address", "localhost")
     assert result.returncode == 2
     assert "--web.listen-address" in result.stderr
+
+
+def test_shard_flag_keeps_only_this_shards_workspaces(tmp_path: Path) -> None:
+    """--shard i/n keeps exactly the workspaces hashed to shard i; across all shards each
+    workspace appears once."""
+    config = tmp_path / "config.yml"
+    names = [f"client-{n}" for n in range(12)]
+    config.write_text("workspaces:\n" + "".join(f"  - {{name: {n}, api_key: k}}\n" for n in names))
+    seen: list[str] = []
+    for index in range(3):
+        result = run_cli("--config.file", str(config), "--config.check", "--shard", f"{index}/3")
+        assert result.returncode == 0, result.stderr
+        seen += [
+            line.split(": ", 1)[1]
+            for line in result.stdout.splitlines()
+            if line.startswith("- name: ")
+        ]
+    assert sorted(seen) == sorted(names)
+    bad = run_cli("--config.file", str(config), "--shard", "3/3")
+    assert bad.returncode == 2
+    assert "--shard" in bad.stderr

@@ -1,0 +1,84 @@
+"""The exposition for fixed snapshots, byte for byte, against a reviewed golden file.
+
+Any change to a metric name, label, HELP text or type shows up here as a diff that
+has to be looked at (dashboards, rules and users depend on them). Regenerate with
+``UPDATE_GOLDEN=1 pytest tests/test_golden.py`` after checking the change is meant.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from exporter.parse import Subscription
+from exporter.runtime import build_registry
+from exporter.snapshot import SnapshotStore, WorkspaceSnapshot
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"
+
+
+def exposition() -> str:
+    store = SnapshotStore(["main", "eu"])
+    registry, telemetry = build_registry(store)
+    store.publish(
+        WorkspaceSnapshot(
+            name="main",
+            credits={("text_to_speech",): 125.5, ("unknown",): 2.0, ("dubbing",): 0.0},
+            downward={("text_to_speech",): 1.5, ("unknown",): 0.0, ("dubbing",): 0.0},
+            cycle={("text_to_speech",): 124.0, ("unknown",): 2.0, ("dubbing",): 0.0},
+            subscription=Subscription(
+                tier="pro",
+                status="active",
+                credits_used=126,
+                credits_limit=500000,
+                reset_at=1767225600,
+                currency="usd",
+                billing_period="monthly_period",
+                refresh_period="monthly_period",
+                voice_slots_used=3,
+                voice_limit=160,
+                professional_voice_slots_used=1,
+                professional_voice_limit=2,
+            ),
+            cycle_reset=1767225600,
+            cycle_length=2678400,
+            up=True,
+            last_success={"usage": 1766000000.0, "subscription": 1766000001.0},
+            ready=True,
+        )
+    )
+    store.publish(WorkspaceSnapshot(name="eu", last_success={"usage": 0.0, "subscription": 0.0}))
+    for workspace in ("main", "eu"):
+        telemetry.register_workspace(workspace)
+    telemetry.observe_request("main", "usage", "200", 0.2)
+    telemetry.observe_request("main", "subscription", "200", 0.04)
+    telemetry.observe_request("eu", "subscription", "error", 30.0)
+    telemetry.poll_failed("eu", "subscription", "timeout")
+    return generate_latest(registry).decode().replace("0.1.0", "VERSION")
+
+
+def test_exposition_matches_golden_file() -> None:
+    """Names, labels, HELP, TYPE and values for fixed snapshots are exactly as reviewed."""
+    text = exposition()
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_golden_exposition_passes_promtool() -> None:
+    """promtool check metrics has nothing to say about the exposition."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is required"
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=exposition(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert (result.stdout + result.stderr).strip() == ""
