@@ -460,9 +460,9 @@ def test_overview_time_series_answer_spend_questions() -> None:
     cycle = " ".join(overview_exprs("Cycle use against the limit"))
     assert "elevenlabs_cycle_credits_used" in cycle
     assert "elevenlabs_subscription_credits_limit" in cycle
-    assert "elevenlabs_subscription_cycle_reset_timestamp_seconds - time()" in cycle.replace(
-        "}) - time()", " - time()"
-    ).replace('{job=~"$job",workspace=~"$workspace"', "")
+    # The projection: used + rate over $projection_window * time left until the reset.
+    assert "[$projection_window]" in cycle
+    assert re.search(r"cycle_reset_timestamp_seconds\{[^}]*\}\) - time\(\)", cycle)
 
 
 def test_overview_breaks_usage_down_by_product_for_today_week_and_cycle() -> None:
