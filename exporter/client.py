@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
 
 from exporter import __version__
+from exporter.backoff import RetryPolicy
 from exporter.errors import ApiError, classify_response, classify_transport
 from exporter.parse import Subscription, UsageRow, parse_subscription, parse_usage_table
 from exporter.telemetry import Telemetry
@@ -38,6 +40,9 @@ class ElevenLabsClient:
         telemetry: Telemetry | None = None,
         limiter: asyncio.Semaphore | None = None,
         clock: Callable[[], float] = time.time,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.workspace = workspace
         self._base_url = base_url.rstrip("/")
@@ -46,9 +51,29 @@ class ElevenLabsClient:
         self._telemetry = telemetry
         self._limiter = limiter or asyncio.Semaphore(1)
         self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.last_error: ApiError | None = None
 
     async def _request(
         self, endpoint: str, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> Any:
+        """One call, retried within the poll as the retry policy allows."""
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(endpoint, method, path, body)
+            except ApiError as err:
+                attempt += 1
+                wait = self._retry.delay(attempt, err, self._rng)
+                if wait is None:
+                    self.last_error = err
+                    raise
+                await self._sleep(wait)
+
+    async def _attempt(
+        self, endpoint: str, method: str, path: str, body: dict[str, Any] | None
     ) -> Any:
         headers = {"xi-api-key": self._api_key(), "user-agent": USER_AGENT}
         async with self._limiter:

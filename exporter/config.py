@@ -30,6 +30,7 @@ _ENV_OVERRIDABLE = (
     "state_file",
     "request_timeout",
     "max_concurrent_requests",
+    "max_retries",
 )
 _TOP_KEYS = frozenset((*_ENV_OVERRIDABLE, "workspaces"))
 _WORKSPACE_KEYS = frozenset(("name", "api_key_env", "api_key_file", "api_key", "base_url"))
@@ -109,6 +110,7 @@ class Config:
     state_file: Path | None = None
     request_timeout: float = 30.0
     max_concurrent_requests: int = 4
+    max_retries: int = 2
 
     def secrets(self) -> list[str]:
         """Every key value, for the log redactor."""
@@ -124,6 +126,7 @@ class Config:
             "state_file": str(self.state_file) if self.state_file else None,
             "request_timeout": f"{self.request_timeout:g}s",
             "max_concurrent_requests": self.max_concurrent_requests,
+            "max_retries": self.max_retries,
             "workspaces": [
                 {
                     "name": ws.name,
@@ -304,8 +307,8 @@ def load_config(
             raw[key] = env[env_name]
 
     poll_interval = parse_duration(raw.get("poll_interval", 60), "poll_interval")
-    if poll_interval < 5:
-        raise ConfigError("poll_interval", "must be at least 5s")
+    if poll_interval < 1:
+        raise ConfigError("poll_interval", "must be at least 1s")
     bucket = parse_duration(raw.get("bucket", 60), "bucket")
     if bucket != int(bucket) or bucket < 60 or 3600 % bucket:
         raise ConfigError("bucket", "must be whole seconds, at least 60s, and divide one hour")
@@ -315,6 +318,7 @@ def load_config(
     count_from = _parse_count_from(raw.get("count_from", "billing_cycle"))
     request_timeout = parse_duration(raw.get("request_timeout", 30), "request_timeout")
     max_concurrent = _parse_int(raw.get("max_concurrent_requests", 4), "max_concurrent_requests", 1)
+    max_retries = _parse_int(raw.get("max_retries", 2), "max_retries", 0)
 
     state_file: Path | None
     if "state_file" in raw:
@@ -366,4 +370,5 @@ def load_config(
         state_file=state_file,
         request_timeout=request_timeout,
         max_concurrent_requests=max_concurrent,
+        max_retries=max_retries,
     )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from exporter.backoff import next_poll_delay
 from exporter.client import ElevenLabsClient
 from exporter.config import Config
 from exporter.cycle import Cycle, cycle_of, is_new_cycle
@@ -61,19 +62,25 @@ class WorkspacePoller:
         self.last_success: dict[str, float] = dict.fromkeys(ENDPOINTS, 0.0)
         self.up = False
         self.ready = False
+        self.failures = 0  # consecutive polls with at least one failed endpoint
+        self.last_error: ApiError | None = None
+        self._rng = random.Random()
         telemetry.register_workspace(workspace)
 
     # One poll ------------------------------------------------------------------
 
     async def poll_once(self) -> bool:
         """Poll every endpoint once; True when all succeeded."""
+        self.last_error = None
         sub_ok = await self._poll_subscription()
         usage_ok = await self._poll_usage()
         self.up = sub_ok and usage_ok
+        self.failures = 0 if self.up else self.failures + 1
         self.publish()
         return self.up
 
     def _failed(self, endpoint: str, err: ApiError, started: float, **extra: Any) -> None:
+        self.last_error = err
         self.telemetry.poll_failed(self.workspace, endpoint, err.reason)
         fields: dict[str, Any] = {
             "endpoint": endpoint,
@@ -257,7 +264,8 @@ class WorkspacePoller:
                 await self.poll_once()
             except Exception:  # a bug must not kill the loop: log it and keep serving
                 self.log.exception("poll crashed")
-            interval = self.config.poll_interval
-            delay = interval + random.uniform(-0.05, 0.05) * interval
+            delay = next_poll_delay(
+                self.config.poll_interval, self.failures, self.last_error, self._rng
+            )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(delay, 1.0))
+                await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -11,6 +11,7 @@ import httpx
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from exporter import __version__
+from exporter.backoff import RetryPolicy
 from exporter.client import ElevenLabsClient
 from exporter.collector import UsageCollector
 from exporter.config import Config
@@ -87,6 +88,7 @@ async def serve(
                 http=http,
                 telemetry=telemetry,
                 limiter=limiter,
+                retry=RetryPolicy(max_retries=config.max_retries),
             )
             pollers.append(
                 WorkspacePoller(
