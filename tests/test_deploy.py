@@ -419,8 +419,8 @@ def test_installed_wheel_runs_the_demo_and_passes_the_image_healthcheck(
 @pytest.mark.e2e
 def test_overlay_config_passes_the_exporters_config_check(image_venv: Path, tmp_path: Path) -> None:
     """The sharded overlay's config.yml, with the key files in place, passes
-    `--config.check`, alone and with each replica's exact --shard argument; no key is
-    printed."""
+    `--config.check`; with each replica's exact --shard argument the exporter keeps
+    the workspaces of that shard, together all of them once; no key is printed."""
     config_text = (K8S_OVERLAY / "config.yml").read_text(encoding="utf-8")
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()
@@ -435,20 +435,24 @@ def test_overlay_config_passes_the_exporters_config_check(image_venv: Path, tmp_
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
     binary = str(image_venv / "elevenlabs-exporter")
 
-    result = run([binary, f"--config.file={config_file}", "--config.check"], env=env)
-    assert result.returncode == 0, result.stderr
-    for name in names:
-        assert name in result.stdout
-    assert "sk_test_key_of_" not in result.stdout + result.stderr
+    def checked_workspaces(*flags: str) -> list[str]:
+        result = run([binary, f"--config.file={config_file}", *flags, "--config.check"], env=env)
+        assert result.returncode == 0, result.stderr
+        assert "sk_test_key_of_" not in result.stdout + result.stderr
+        return [workspace["name"] for workspace in yaml.safe_load(result.stdout)["workspaces"]]
+
+    assert checked_workspaces() == names
 
     statefulset = one(kustomize(K8S_OVERLAY), "StatefulSet")
     shard_args = [arg for arg in container(statefulset)["args"] if arg.startswith("--shard")]
     assert len(shard_args) == 1
-    for ordinal in range(statefulset["spec"]["replicas"]):
-        shard_arg = shard_args[0].replace("$(SHARD_INDEX)", str(ordinal))
-        result = run([binary, f"--config.file={config_file}", shard_arg, "--config.check"], env=env)
-        assert result.returncode == 0, result.stderr
-        assert "sk_test_key_of_" not in result.stdout + result.stderr
+    replicas = statefulset["spec"]["replicas"]
+    polled: list[str] = []
+    for ordinal in range(replicas):
+        kept = checked_workspaces(shard_args[0].replace("$(SHARD_INDEX)", str(ordinal)))
+        assert kept == select(names, ordinal, replicas)
+        polled.extend(kept)
+    assert sorted(polled) == sorted(names)
 
 
 # --- docker compose --------------------------------------------------------------------
