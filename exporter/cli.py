@@ -20,6 +20,7 @@ from exporter.config import Config, ConfigError, KeySource, Secret, WorkspaceCon
 from exporter.log import configure_logging, get_logger
 from exporter.server import parse_listen_address
 from exporter.shard import parse_shard, select
+from exporter.webconfig import load_web_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="telemetry_path",
         default="/metrics",
         help="path of the metrics endpoint (default /metrics)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        default=None,
+        help="TLS and basic auth config in the Prometheus exporter-toolkit format",
     )
     parser.add_argument(
         "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
@@ -91,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config_file, os.environ, demo=args.demo)
+        web_config = load_web_config(args.web_config_file) if args.web_config_file else None
+        ssl_context = web_config.ssl_context() if web_config else None
         host, port = parse_listen_address(args.listen_address)
     except ConfigError as err:
         return _fail(str(err))
@@ -128,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     redactor = configure_logging(args.log_level, args.log_format)
     redactor.add(config.secrets())
     log = get_logger()
+    if web_config is not None:
+        log.info("web config loaded", **web_config.describe())
+        if web_config.basic_auth_users and ssl_context is None:
+            log.warning("basic auth without TLS: passwords cross the network in clear text")
 
     simulator = None
     if args.demo:
@@ -156,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                 telemetry_path=args.telemetry_path,
                 log=log,
                 redactor=redactor,
+                ssl_context=ssl_context,
+                wrap_app=web_config.protect if web_config else None,
             )
         )
     finally:

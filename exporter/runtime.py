@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,7 +20,7 @@ from exporter.config import Config
 from exporter.keys import KeyProvider
 from exporter.log import Redactor
 from exporter.poller import WorkspacePoller
-from exporter.server import HttpServer, make_app
+from exporter.server import HttpServer, WSGIApp, make_app
 from exporter.snapshot import SnapshotStore
 from exporter.state import StateStore
 from exporter.telemetry import Telemetry
@@ -49,8 +51,14 @@ async def serve(
     log: Any,
     redactor: Redactor,
     stop: asyncio.Event | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    wrap_app: Callable[[WSGIApp], WSGIApp] | None = None,
 ) -> int:
-    """Serve metrics and poll every workspace until SIGTERM/SIGINT (or ``stop``)."""
+    """Serve metrics and poll every workspace until SIGTERM/SIGINT (or ``stop``).
+
+    ``ssl_context`` turns on HTTPS; ``wrap_app`` wraps the WSGI app (basic auth and
+    extra headers from ``--web.config.file``).
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -62,7 +70,8 @@ async def serve(
     state = StateStore(config.state_file, log)
     state.load()
     try:
-        server = HttpServer(make_app(registry, snapshots.ready, telemetry_path), host, port)
+        app = make_app(registry, snapshots.ready, telemetry_path)
+        server = HttpServer(wrap_app(app) if wrap_app else app, host, port, ssl_context)
     except OSError as err:
         log.error("cannot listen", address=f"{host}:{port}", error=str(err))
         return 1
@@ -71,6 +80,7 @@ async def serve(
         "listening",
         address=f"{host or '0.0.0.0'}:{server.port}",
         telemetry_path=telemetry_path,
+        tls=ssl_context is not None,
         workspaces=[ws.name for ws in config.workspaces],
         version=__version__,
         state_file=str(config.state_file) if config.state_file else None,

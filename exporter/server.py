@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
@@ -22,6 +23,8 @@ from exporter import __version__
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 ReadyCheck = Callable[[], tuple[bool, list[str]]]
+# Seconds a client gets to complete the TLS handshake before it is dropped.
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 def make_app(
@@ -91,6 +94,29 @@ class _QuietHandler(WSGIRequestHandler):
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Set for HTTPS (--web.config.file). The TLS handshake runs in the request's own
+    # thread, not in the accept loop: a client that connects and stalls, or speaks
+    # plain HTTP, then fails alone and never delays the next scrape.
+    ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            previous = request.gettimeout()
+            request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+            try:
+                request.do_handshake()
+            except OSError:  # ssl.SSLError and timeouts included: drop this client only
+                return
+            request.settimeout(previous)
+        super().finish_request(request, client_address)
 
 
 class _ThreadingServerV6(_ThreadingServer):
@@ -106,11 +132,14 @@ def parse_listen_address(text: str) -> tuple[str, int]:
 
 
 class HttpServer:
-    """The running HTTP server, in a background thread."""
+    """The running HTTP server, in a background thread; HTTPS with an ``ssl_context``."""
 
-    def __init__(self, app: WSGIApp, host: str, port: int) -> None:
+    def __init__(
+        self, app: WSGIApp, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         server_class = _ThreadingServerV6 if ":" in host else _ThreadingServer
         self._server = make_server(host or "0.0.0.0", port, app, server_class, _QuietHandler)
+        self._server.ssl_context = ssl_context
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
