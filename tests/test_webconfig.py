@@ -7,6 +7,7 @@ and every request goes over loopback to ``python -m exporter --demo``.
 from __future__ import annotations
 
 import base64
+import shutil
 import socket
 import ssl
 import subprocess
@@ -15,12 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import httpx
 import pytest
 import trustme
-from support import ExporterProcess, run_exporter
+import yaml
+from support import ExporterProcess, free_port, run_exporter
 
 ALICE_PASSWORD = "correct horse battery staple"  # noqa: S105 - test credentials, hashed below
 CAROL_PASSWORD = "carol-only-used-by-the-cache-test"  # noqa: S105 - test credentials
@@ -281,6 +284,75 @@ def test_passwords_never_reach_the_log(running: Running) -> None:
     assert ALICE_PASSWORD not in log
     assert CAROL_PASSWORD not in log
     assert "$2b$" not in log
+
+
+@pytest.mark.e2e
+def test_prometheus_scrapes_with_the_documented_scrape_config(
+    running: Running, tmp_path: Path
+) -> None:
+    """A real Prometheus with the README's scrape config (scheme https, tls_config.ca_file,
+    basic_auth with password_file) scrapes the exporter: up is 1 and the usage metrics
+    arrive; the same job with a wrong password is down."""
+    binary = shutil.which("prometheus")
+    assert binary, "the prometheus binary must be on PATH (scripts/apt-packages.txt)"
+    (tmp_path / "right.password").write_text(ALICE_PASSWORD + "\n")
+    (tmp_path / "wrong.password").write_text("not-" + ALICE_PASSWORD + "\n")
+    target = {"targets": [f"127.0.0.1:{running.exporter.port}"]}
+
+    def job(name: str, password_file: str) -> dict[str, Any]:
+        return {
+            "job_name": name,
+            "scheme": "https",
+            "tls_config": {"ca_file": str(running.pki.directory / "ca.crt")},
+            "basic_auth": {"username": "alice", "password_file": str(tmp_path / password_file)},
+            "static_configs": [target],
+        }
+
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            job("elevenlabs-exporter", "right.password"),
+            job("wrong-password", "wrong.password"),
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log_path = tmp_path / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    query = (
+        'up{job="elevenlabs-exporter"} == 1 and on() up{job="wrong-password"} == 0'
+        ' and on() count(elevenlabs_credits_used_total{job="elevenlabs-exporter"}) > 0'
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/query",
+                    params={"query": query},
+                    timeout=2,
+                    trust_env=False,
+                )
+                if response.status_code == 200 and response.json()["data"]["result"]:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
 
 
 def test_client_certificates_and_tls13_only(tmp_path: Path) -> None:
