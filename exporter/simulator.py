@@ -42,11 +42,30 @@ PRODUCTS: dict[str, tuple[float, str]] = {
     "music": (0.5, "Music"),
 }
 _PRODUCT_INDEX = {name: i for i, name in enumerate(PRODUCTS)}
+MODELS = ("eleven_multilingual_v2", "eleven_flash_v2_5", "eleven_turbo_v2_5", "scribe_v1")
+USERS = ("ada", "grace", "linus", "margaret", "ken", "barbara")
+SOURCES = ("api", "web", "sdk")
+REGIONS = ("us", "eu")
+# Dimensions the simulator can group by, and the display column the API appends for them.
+DIMENSIONS = ("voice_id", "model", "user_id", "hashed_xi_api_key", "request_source", "region")
+DISPLAY_COLUMNS = {
+    "product_type": "product_type_label",
+    "voice_id": "voice_name",
+    "user_id": "user_label",
+}
+COST_PER_CREDIT = 0.0001  # USD, for the cost-billed scenario
 _MASK = (1 << 64) - 1
 CYCLE_DAY, CYCLE_TIME = 7, (9, 13, 27)  # the cycle resets on the 7th at 09:13:27 UTC
 USAGE_PATH = "/v1/workspace/analytics/query/usage-by-product-over-time"
 SUBSCRIPTION_PATH = "/v1/user/subscription"
-SCENARIOS = ("normal", "quota-nearly-exhausted", "key-rejected", "missing-permission")
+SCENARIOS = (
+    "normal",
+    "quota-nearly-exhausted",
+    "key-rejected",
+    "missing-permission",
+    "cost-billed",
+)
+COST_USAGE_PATH = "/v1/workspace/analytics/usage"
 
 
 def _mix(value: int) -> int:
@@ -117,6 +136,7 @@ class SimState:
         api_key: str | None = "demo",
         seed: int = 0,
         frozen_at: float | None = None,
+        voices: int = 40,
     ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; choose from {SCENARIOS}")
@@ -130,6 +150,61 @@ class SimState:
         self.requests: list[dict[str, Any]] = []
         self.limit_override: float | None = None
         self.products = list(PRODUCTS)
+        self.voices = voices
+
+    def dimension(self, name: str, product: int, minute: int) -> str:
+        """The value of one dimension for a product's minute: all of that minute's
+        credits go to one value, so every breakdown adds up to the product total."""
+        u = _unit(self.seed, product, minute, DIMENSIONS.index(name) + 101)
+        if name == "voice_id":
+            return f"voice{int(self.voices * u**3):04d}"  # a few voices carry most usage
+        if name == "model":
+            return MODELS[int(len(MODELS) * u)]
+        if name == "user_id":
+            return f"u_{USERS[int(len(USERS) * u**2)]}"
+        if name == "hashed_xi_api_key":
+            return ("k_3f9a", "k_81c2", "k_e07d")[int(3 * u)]
+        if name == "request_source":
+            return SOURCES[int(len(SOURCES) * u)]
+        return REGIONS[int(len(REGIONS) * u)]
+
+    @staticmethod
+    def display(name: str, value: str) -> str | None:
+        """The display name the API appends for an id column."""
+        if name == "product_type":
+            return PRODUCTS[value][1] if value in PRODUCTS else value
+        if name == "voice_id":
+            return f"Voice {int(value[5:])}"
+        if name == "user_id":
+            return f"{value[2:].title()} ({value[2:]}@example.com)"
+        return None
+
+    def breakdown(
+        self, start: int, end: int, group_by: list[str], now: float
+    ) -> dict[tuple[str, ...], float]:
+        """Visible credits in ``[start, end)`` per value of the ``group_by`` columns."""
+        sums: dict[tuple[str, ...], float] = {}
+        extra = [g for g in group_by if g != "product_type"]
+        for index, name in enumerate(self.products):
+            if not extra:
+                value = self.credits(index, start, end, now)
+                if value:
+                    key: tuple[str, ...] = (name,) if group_by else ()
+                    sums[key] = sums.get(key, 0.0) + value
+                continue
+            for minute in range(start // 60, end // 60):
+                value = self.visible_minute(index, minute, now)
+                if value:
+                    key = tuple(
+                        name if g == "product_type" else self.dimension(g, index, minute)
+                        for g in group_by
+                    )
+                    sums[key] = sums.get(key, 0.0) + value
+        return sums
+
+    def truth_by(self, start: int, end: int, group_by: list[str]) -> dict[tuple[str, ...], float]:
+        """Ground truth per label set, for tests of breakdowns."""
+        return {k: v for k, v in self.breakdown(start, end, group_by, self.now()).items() if v}
 
     def now(self) -> float:
         """The simulated time: frozen when a test froze it, else real time."""
@@ -200,61 +275,88 @@ class SimState:
             "current_overage": {"amount": "0.00", "currency": "usd"},
         }
 
-    def usage(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Answer the usage query like the real endpoint (status, body)."""
+    def usage(self, request: dict[str, Any], *, cost: bool = False) -> tuple[int, dict[str, Any]]:
+        """Answer a usage query like the real endpoint (status, body).
+
+        ``cost`` answers the cost-billed sibling endpoint: whole UTC days or weeks only,
+        ``total_cost`` in USD and ``total_charge_count``.
+        """
+
+        def invalid(field: str, message: str) -> tuple[int, dict[str, Any]]:
+            return 422, {
+                "detail": [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+            }
+
         try:
             start_ms, end_ms = int(request["start_time"]), int(request["end_time"])
-            interval = int(request.get("interval_seconds") or 60)
+            interval = int(request.get("interval_seconds") or (0 if cost else 60))
         except (KeyError, TypeError, ValueError):
-            return 422, {
-                "detail": [
-                    {"loc": ["body", "start_time"], "msg": "field required", "type": "missing"}
-                ]
-            }
-        group_by = request.get("group_by") or []
-        if group_by not in ([], ["product_type"]):
-            return 422, {
-                "detail": [
-                    {"loc": ["body", "group_by"], "msg": "unsupported here", "type": "value_error"}
-                ]
-            }
+            return invalid("start_time", "field required")
+        group_by = list(request.get("group_by") or [])
+        unknown = [g for g in group_by if g != "product_type" and g not in DIMENSIONS]
+        if unknown:
+            return invalid("group_by", f"not simulated: {unknown}")
+        if cost and interval not in (86400, 604800):
+            return invalid("interval_seconds", "must be 86400 or 604800")
         if interval < 60 or interval % 60 or start_ms >= end_ms or start_ms < 1577836800000:
-            return 422, {
-                "detail": [
-                    {
-                        "loc": ["body", "interval_seconds"],
-                        "msg": "invalid range or interval",
-                        "type": "value_error",
-                    }
-                ]
-            }
+            return invalid("interval_seconds", "invalid range or interval")
+        filters = request.get("filters") or []
+        for item in filters:
+            if (
+                not isinstance(item, dict)
+                or item.get("operation") not in ("in", "not_in", "eq", "neq")
+                or not isinstance(item.get("values"), list)
+            ):
+                return invalid("filters", "invalid filter")
         now = self.now()
         start, end = start_ms // 1000, end_ms // 1000
+        # Filters may name columns that are not grouped: group by them too, then fold.
+        filter_columns = [f["column"] for f in filters if f["column"] not in group_by]
+        unknown = [c for c in filter_columns if c != "product_type" and c not in DIMENSIONS]
+        if unknown:
+            return invalid("filters", f"not simulated: {unknown}")
+        columns_used = group_by + filter_columns
         rows: list[list[Any]] = []
         bucket = start - start % interval
         while bucket < end:
-            stop = min(bucket + interval, end)
-            for index, name in enumerate(self.products):
-                value = self.credits(index, max(bucket, start), stop, now)
-                if value and group_by:
-                    rows.append([_iso(bucket), name, _credits(value), PRODUCTS[name][1]])
-                elif value:
-                    rows.append([_iso(bucket), _credits(value)])
+            sums: dict[tuple[str, ...], float] = {}
+            for key, value in self.breakdown(
+                max(bucket, start), min(bucket + interval, end), columns_used, now
+            ).items():
+                values = dict(zip(columns_used, key, strict=True))
+                if all(_matches(values[f["column"]], f) for f in filters):
+                    grouped = tuple(values[g] for g in group_by)
+                    sums[grouped] = sums.get(grouped, 0.0) + value
+            for key, value in sums.items():
+                if cost:
+                    rows.append(
+                        [_iso(bucket), *key, f"{value * COST_PER_CREDIT:.6f}", int(value * 2)]
+                    )
+                else:
+                    displays = [
+                        self.display(g, v)
+                        for g, v in zip(group_by, key, strict=True)
+                        if g in DISPLAY_COLUMNS
+                    ]
+                    rows.append([_iso(bucket), *key, _credits(value), *displays])
             bucket += interval
-        if not group_by:
-            merged: dict[str, float] = {}
-            for stamp, value in rows:
-                merged[stamp] = merged.get(stamp, 0.0) + float(value)
+        if cost:
             return 200, {
-                "columns": ["timestamp", "credits_used"],
-                "column_types": ["DateTime", "Float"],
-                "column_units": ["s", "credits"],
-                "rows": [[k, _credits(v)] for k, v in merged.items()],
+                "columns": ["timestamp", *group_by, "total_cost", "total_charge_count"],
+                "column_types": ["DateTime", *(["String"] * len(group_by)), "Float", "Int"],
+                "column_units": ["s", *([""] * len(group_by)), "usd", None],
+                "rows": rows,
             }
+        displays = [DISPLAY_COLUMNS[g] for g in group_by if g in DISPLAY_COLUMNS]
         return 200, {
-            "columns": ["timestamp", "product_type", "credits_used", "product_type_label"],
-            "column_types": ["DateTime", "String", "Float", "String"],
-            "column_units": ["s", "", "credits", ""],
+            "columns": ["timestamp", *group_by, "credits_used", *displays],
+            "column_types": [
+                "DateTime",
+                *(["String"] * len(group_by)),
+                "Float",
+                *(["String"] * len(displays)),
+            ],
+            "column_units": ["s", *([""] * len(group_by)), "credits", *([""] * len(displays))],
             "rows": rows,
         }
 
@@ -268,6 +370,14 @@ class SimState:
                     return fault
             self.faults = [f for f in self.faults if f.times != 0]
         return None
+
+
+def _matches(value: str, item: dict[str, Any]) -> bool:
+    values = [str(v) for v in item["values"]]
+    operation = item["operation"]
+    if operation in ("in", "eq"):
+        return value in values
+    return value not in values
 
 
 def _iso(seconds: int) -> str:
@@ -322,7 +432,11 @@ def _make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
                 self._control(method, url.path, parse_qs(url.query))
                 return
             body = self._body() if method == "POST" else None
-            endpoint = {USAGE_PATH: "usage", SUBSCRIPTION_PATH: "subscription"}.get(url.path)
+            endpoint = {
+                USAGE_PATH: "usage",
+                SUBSCRIPTION_PATH: "subscription",
+                COST_USAGE_PATH: "cost_usage",
+            }.get(url.path)
             with state.lock:
                 state.requests.append(
                     {"endpoint": endpoint or url.path, "body": body, "at": time.time()}
@@ -352,6 +466,29 @@ def _make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
                     },
                 )
                 return
+            if state.scenario == "cost-billed" and endpoint == "usage":
+                self._send(
+                    400,
+                    {
+                        "detail": {
+                            "code": "workspace_billed_in_currency",
+                            "message": "This workspace is billed in currency, not credits. Use "
+                            "/v1/workspace/analytics/usage for its usage.",
+                        }
+                    },
+                )
+                return
+            if state.scenario != "cost-billed" and endpoint == "cost_usage":
+                self._send(
+                    400,
+                    {
+                        "detail": {
+                            "code": "workspace_billed_in_credits",
+                            "message": "This workspace is billed in credits.",
+                        }
+                    },
+                )
+                return
             fault = state.take_fault(endpoint)
             if fault is not None and self._apply_fault(fault, endpoint, body):
                 return
@@ -365,7 +502,7 @@ def _make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
                 if not isinstance(body, dict):
                     self._send(400, {"detail": {"code": "invalid_json", "message": "bad body"}})
                     return
-                status, answer = state.usage(body)
+                status, answer = state.usage(body, cost=endpoint == "cost_usage")
             self._send(status, answer)
 
         def _apply_fault(self, fault: Fault, endpoint: str, body: Any) -> bool:

@@ -43,13 +43,14 @@ def test_kill_9_during_writes_leaves_a_whole_file(tmp_path: Path) -> None:
     """However a writer is killed mid-write, the file is the old or the new version whole,
     never a torn mixture."""
     path = tmp_path / "state.json"
+    path.write_text('{"n": 0, "pad": "' + "x" * 400000 + '"}')
     for _ in range(15):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
         time.sleep(random.uniform(0.05, 0.3))
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         data = json.loads(path.read_text())
-        assert data["n"] >= 1
+        assert data["n"] >= 0
         assert len(data["pad"]) == 400000
 
 
