@@ -581,8 +581,8 @@ def rule_files_loaded(config_path: Path, mounts: dict[str, Path]) -> set[Path]:
 
 def test_compose_prometheus_config_is_valid_and_loads_the_shared_rules(tmp_path: Path) -> None:
     """promtool accepts the compose Prometheus config with the mounted rule files; it
-    scrapes exporter:9142 as job elevenlabs-exporter, alerts to alertmanager:9093, and
-    loads the same rule files as deploy/prometheus/prometheus.yml."""
+    scrapes exporter:9142 as job elevenlabs-exporter, alerts to alertmanager:9093, loads
+    the same rule files as deploy/prometheus/prometheus.yml and otherwise equals it."""
     config = load_yaml(COMPOSE_PROMETHEUS)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs[JOB]["static_configs"] == [{"targets": [f"exporter:{PORT}"]}]
@@ -599,6 +599,19 @@ def test_compose_prometheus_config_is_valid_and_loads_the_shared_rules(tmp_path:
     assert loaded == {path.resolve() for path in RULES_DIR.glob("*.yml")}
     assert loaded == rule_files_loaded(EXAMPLE_PROMETHEUS, {})
     assert all(f'job="{JOB}"' in path.read_text(encoding="utf-8") for path in loaded)
+
+    # Apart from those addresses and the rules' mount point, the two are the same.
+    example = load_yaml(EXAMPLE_PROMETHEUS)
+    addresses = {f"localhost:{PORT}": f"exporter:{PORT}", "localhost:9093": "alertmanager:9093"}
+    translated = copy.deepcopy(example)
+    for scrape in translated["scrape_configs"]:
+        for static in scrape.get("static_configs", []):
+            static["targets"] = [addresses.get(t, t) for t in static["targets"]]
+    for manager in translated["alerting"]["alertmanagers"]:
+        for static in manager["static_configs"]:
+            static["targets"] = [addresses.get(t, t) for t in static["targets"]]
+    translated["rule_files"] = config["rule_files"]
+    assert config == translated
 
     local = copy.deepcopy(config)
     local["rule_files"] = [
