@@ -70,7 +70,12 @@ async def serve(
     state = StateStore(config.state_file, log)
     state.load()
     try:
-        app = make_app(registry, snapshots.ready, telemetry_path)
+        app = make_app(
+            registry,
+            snapshots.ready,
+            telemetry_path,
+            version=lambda: snapshots.version + telemetry.version,
+        )
         server = HttpServer(wrap_app(app) if wrap_app else app, host, port, ssl_context)
     except OSError as err:
         log.error("cannot listen", address=f"{host}:{port}", error=str(err))

@@ -2,11 +2,13 @@
 
 The server runs in its own threads and only reads snapshots, so scrapes answer in
 milliseconds whatever the API is doing. ``prometheus_client``'s WSGI app does the
-content negotiation (text or OpenMetrics) and gzip.
+content negotiation (text or OpenMetrics) and gzip; the exposition cache renders each
+format once per change of the data.
 """
 
 from __future__ import annotations
 
+import gzip
 import html
 import socket
 import ssl
@@ -19,6 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from exporter import __version__
+from exporter.exposition import GZIP_LEVEL, ExpositionCache, render_filtered
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -28,10 +31,19 @@ TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 def make_app(
-    registry: CollectorRegistry, ready: ReadyCheck, telemetry_path: str = "/metrics"
+    registry: CollectorRegistry,
+    ready: ReadyCheck,
+    telemetry_path: str = "/metrics",
+    version: Callable[[], int] | None = None,
 ) -> WSGIApp:
-    """The exporter's WSGI application."""
+    """The exporter's WSGI application.
+
+    With ``version`` (a number that changes whenever any exported value may have
+    changed), scrapes are served from pre-rendered bytes; without it every scrape
+    renders afresh.
+    """
     metrics_app = make_wsgi_app(registry)
+    cache = ExpositionCache(registry, version) if version is not None else None
     landing = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>ElevenLabs exporter</title></head>
 <body><h1>ElevenLabs exporter</h1>
@@ -49,8 +61,21 @@ def make_app(
         if method not in ("GET", "HEAD"):
             return _text(start_response, "405 Method Not Allowed", "method not allowed\n")
         if path == telemetry_path:
-            result: Iterable[bytes] = metrics_app(environ, start_response)
-            return result
+            if cache is None:
+                result: Iterable[bytes] = metrics_app(environ, start_response)
+                return result
+            compress = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+            accept = environ.get("HTTP_ACCEPT", "")
+            if environ.get("QUERY_STRING"):  # name[] filters: render those series on demand
+                body, content_type = render_filtered(registry, environ["QUERY_STRING"], accept)
+                body = gzip.compress(body, GZIP_LEVEL) if compress else body
+            else:
+                body, content_type = cache.render(accept, compress)
+            headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+            if compress:
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", headers)
+            return [b""] if method == "HEAD" else [body]
         if path == "/healthz":
             return _text(start_response, "200 OK", "ok\n")
         if path == "/readyz":

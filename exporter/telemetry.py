@@ -42,18 +42,22 @@ class Telemetry:
             ["workspace", "endpoint", "reason"],
             registry=registry,
         )
+        self.version = 0  # bumped on every change, so cached expositions know to re-render
 
     def register_workspace(self, workspace: str, endpoints: Iterable[str] = ENDPOINTS) -> None:
         """Create every error series at 0 so that increase() sees the first error."""
         for endpoint in endpoints:
             for reason in REASONS:
                 self.poll_errors.labels(workspace, endpoint, reason)
+        self.version += 1
 
     def observe_request(self, workspace: str, endpoint: str, code: str, seconds: float) -> None:
         """Count one request and its latency."""
         self.requests.labels(workspace, endpoint, code).inc()
         self.duration.labels(workspace, endpoint).observe(seconds)
+        self.version += 1
 
     def poll_failed(self, workspace: str, endpoint: str, reason: str) -> None:
         """Count one failed poll of an endpoint."""
         self.poll_errors.labels(workspace, endpoint, reason).inc()
+        self.version += 1
