@@ -11,7 +11,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -108,16 +108,26 @@ class ElevenLabsClient:
             )
 
     async def usage(
-        self, start: int, end: int, interval: int, group_by: Sequence[str] = ("product_type",)
+        self,
+        start: int,
+        end: int,
+        interval: int,
+        group_by: Sequence[str] = ("product_type",),
+        filters: Sequence[Mapping[str, Any]] = (),
     ) -> list[UsageRow]:
-        """Credits per bucket and label set for ``[start, end)`` (Unix seconds)."""
-        body = {
+        """Credits per bucket and label set for ``[start, end)`` (Unix seconds).
+
+        ``filters`` are ColumnFilter objects passed through as the API takes them.
+        """
+        body: dict[str, Any] = {
             "start_time": start * 1000,
             "end_time": end * 1000,
             "interval_seconds": interval,
             "group_by": list(group_by),
             "time_zone": "UTC",
         }
+        if filters:
+            body["filters"] = [dict(f) for f in filters]
         answer = await self._request("usage", "POST", USAGE_PATH, body)
         return parse_usage_table(answer, group_by, start=start, end=end, interval=interval)
 
