@@ -180,5 +180,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _demo_config(config: Config, url: str) -> Config:
+    """Point one workspace at the simulator; never persist simulated usage.
+
+    A demo that wrote the state file would replace a real workspace's saved ledger
+    (both are called ``default``), so ``--demo`` keeps its state in memory only.
+    """
     workspace = WorkspaceConfig("default", Secret("demo"), KeySource("demo"), url)
-    return dataclasses.replace(config, workspaces=(workspace,))
+    return dataclasses.replace(config, workspaces=(workspace,), state_file=None)

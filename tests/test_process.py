@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import http_get, run_exporter
+
+from exporter.simulator import SimState, Simulator
 
 KEY = "sk_live_7f3a9c0e5b2d4f6a8c1e3b5d7f9a0c2e"
 
@@ -117,19 +120,39 @@ def test_readyz_is_503_until_the_first_successful_poll(tmp_path: Path) -> None:
     assert values[auth] >= 1
 
 
-def test_sigterm_exits_zero_quickly(tmp_path: Path) -> None:
-    """SIGTERM stops polling, writes state and exits 0 within 5 seconds."""
+def test_sigterm_exits_zero_quickly_and_writes_state(tmp_path: Path) -> None:
+    """SIGTERM stops polling, writes the state file and exits 0 within 5 seconds."""
+    sim = Simulator(SimState()).start()
+    state = tmp_path / "state.json"
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"state_file: {state}\nworkspaces:\n"
+        f"  - {{name: main, api_key: demo, base_url: '{sim.url}'}}\n"
+    )
+    try:
+        with run_exporter(["--config.file", str(config)], tmp_path) as exporter:
+            exporter.wait_ready()
+            exporter.process.terminate()
+            started = time.monotonic()
+            code = exporter.process.wait(timeout=10)
+            assert time.monotonic() - started < 5
+    finally:
+        sim.stop()
+    assert code == 0
+    assert json.loads(state.read_text())["workspaces"]["main"]["ledger"]["total"]
+
+
+def test_demo_never_writes_a_state_file(tmp_path: Path) -> None:
+    """--demo keeps simulated usage out of the state file even when one is configured, so
+    it can never replace a real workspace's saved ledger."""
     state = tmp_path / "state.json"
     with run_exporter(
         ["--demo"], tmp_path, env={"ELEVENLABS_EXPORTER_STATE_FILE": str(state)}
     ) as exporter:
         exporter.wait_ready()
         exporter.process.terminate()
-        started = time.monotonic()
-        code = exporter.process.wait(timeout=10)
-        assert time.monotonic() - started < 5
-    assert code == 0
-    assert state.exists()
+        assert exporter.process.wait(timeout=10) == 0
+    assert not state.exists()
 
 
 def test_config_check_prints_no_secret(tmp_path: Path) -> None:
