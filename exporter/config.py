@@ -33,7 +33,45 @@ _ENV_OVERRIDABLE = (
     "max_retries",
 )
 _TOP_KEYS = frozenset((*_ENV_OVERRIDABLE, "workspaces"))
-_WORKSPACE_KEYS = frozenset(("name", "api_key_env", "api_key_file", "api_key", "base_url"))
+_WORKSPACE_KEYS = frozenset(
+    (
+        "name",
+        "api_key_env",
+        "api_key_file",
+        "api_key",
+        "base_url",
+        "group_by",
+        "filters",
+        "poll_interval",
+        "max_values",
+        "allow",
+        "character_stats",
+    )
+)
+# Values the usage endpoint accepts for group_by (product_type is always grouped first).
+GROUP_BY_VALUES = frozenset(
+    (
+        "product_type",
+        "model",
+        "voice_id",
+        "user_id",
+        "fiat_currency",
+        "fiat_charge_type",
+        "region",
+        "reporting_workspace_id",
+        "request_source",
+        "resource_id",
+        "subresource_id",
+        "request_queue_type",
+        "voice_multiplier",
+        "hashed_xi_api_key",
+        "billing_group_id",
+        "surface",
+        "actor",
+    )
+)
+FILTER_OPERATIONS = frozenset(("in", "not_in", "le", "ge", "lt", "gt", "eq", "neq"))
+DEFAULT_MAX_VALUES = 20  # series per extra dimension; the rest is folded into "other"
 _DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -96,6 +134,18 @@ class WorkspaceConfig:
     api_key: Secret = field(repr=False)
     key_source: KeySource
     base_url: str = DEFAULT_BASE_URL
+    group_by: tuple[str, ...] = ("product_type",)
+    filters: tuple[Mapping[str, Any], ...] = ()
+    poll_interval: float | None = None  # None: the global poll_interval
+    max_values: Mapping[str, int] = field(default_factory=dict)
+    allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    character_stats: bool = False
+
+    def cap(self, dimension: str) -> int | None:
+        """Most series a dimension may have (None: unbounded, for product_type)."""
+        if dimension == "product_type":
+            return None
+        return self.max_values.get(dimension, DEFAULT_MAX_VALUES)
 
 
 @dataclass(frozen=True)
@@ -132,6 +182,12 @@ class Config:
                     "name": ws.name,
                     "api_key": ws.key_source.describe(),
                     "base_url": ws.base_url,
+                    "group_by": list(ws.group_by),
+                    **({"filters": [dict(f) for f in ws.filters]} if ws.filters else {}),
+                    **({"poll_interval": f"{ws.poll_interval:g}s"} if ws.poll_interval else {}),
+                    **({"max_values": dict(ws.max_values)} if ws.max_values else {}),
+                    **({"allow": {k: sorted(v) for k, v in ws.allow.items()}} if ws.allow else {}),
+                    **({"character_stats": True} if ws.character_stats else {}),
                 }
                 for ws in self.workspaces
             ],
@@ -269,7 +325,84 @@ def _parse_workspace(
             )
         key_source = KeySource("env", env_name)
     base_url = _parse_base_url(raw.get("base_url", default_base), f"{prefix}.base_url")
-    return WorkspaceConfig(name.strip(), Secret(key), key_source, base_url)
+    group_by = _parse_group_by(raw.get("group_by", []), f"{prefix}.group_by")
+    filters = _parse_filters(raw.get("filters", []), f"{prefix}.filters")
+    poll_interval = None
+    if raw.get("poll_interval") is not None:
+        poll_interval = parse_duration(raw["poll_interval"], f"{prefix}.poll_interval")
+        if poll_interval < 1:
+            raise ConfigError(f"{prefix}.poll_interval", "must be at least 1s")
+    max_values: dict[str, int] = {}
+    for dim, cap in _mapping(raw.get("max_values", {}), f"{prefix}.max_values").items():
+        if dim not in group_by:
+            raise ConfigError(f"{prefix}.max_values.{dim}", "not one of this workspace's group_by")
+        max_values[dim] = _parse_int(cap, f"{prefix}.max_values.{dim}", 1)
+    allow: dict[str, frozenset[str]] = {}
+    for dim, values in _mapping(raw.get("allow", {}), f"{prefix}.allow").items():
+        if dim not in group_by or dim == "product_type":
+            raise ConfigError(f"{prefix}.allow.{dim}", "not one of this workspace's extra group_by")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{prefix}.allow.{dim}", "expected a non-empty list of values")
+        allow[dim] = frozenset(str(v) for v in values)
+    character_stats = raw.get("character_stats", False)
+    if not isinstance(character_stats, bool):
+        raise ConfigError(f"{prefix}.character_stats", "expected true or false")
+    return WorkspaceConfig(
+        name.strip(),
+        Secret(key),
+        key_source,
+        base_url,
+        group_by,
+        filters,
+        poll_interval,
+        max_values,
+        allow,
+        character_stats,
+    )
+
+
+def _mapping(value: object, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(key, "expected a mapping")
+    return {str(k): v for k, v in value.items()}
+
+
+def _parse_group_by(value: object, key: str) -> tuple[str, ...]:
+    """product_type first, then the opt-in extra dimensions in the order given."""
+    if not isinstance(value, list):
+        raise ConfigError(key, "expected a list of dimensions, e.g. [voice_id, model]")
+    dims = ["product_type"]
+    for item in value:
+        if item not in GROUP_BY_VALUES:
+            raise ConfigError(key, f"unknown dimension {item!r}; one of {sorted(GROUP_BY_VALUES)}")
+        if item not in dims:
+            dims.append(str(item))
+    return tuple(dims)
+
+
+def _parse_filters(value: object, key: str) -> tuple[Mapping[str, Any], ...]:
+    """ColumnFilter objects, passed through to the usage endpoint as they are."""
+    if not isinstance(value, list):
+        raise ConfigError(key, "expected a list of {column, operation, values}")
+    filters = []
+    for index, item in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(item, dict) or set(item) != {"column", "operation", "values"}:
+            raise ConfigError(where, "expected exactly column, operation and values")
+        if not isinstance(item["column"], str) or not item["column"]:
+            raise ConfigError(f"{where}.column", "expected a column name")
+        if item["operation"] not in FILTER_OPERATIONS:
+            raise ConfigError(f"{where}.operation", f"one of {sorted(FILTER_OPERATIONS)}")
+        if not isinstance(item["values"], list):
+            raise ConfigError(f"{where}.values", "expected a list (even for eq)")
+        filters.append(
+            {
+                "column": item["column"],
+                "operation": item["operation"],
+                "values": list(item["values"]),
+            }
+        )
+    return tuple(filters)
 
 
 def load_config(
