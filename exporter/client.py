@@ -19,7 +19,13 @@ import httpx
 from exporter import __version__
 from exporter.backoff import RetryPolicy
 from exporter.errors import ApiError, classify_response, classify_transport
-from exporter.parse import Subscription, UsageRow, parse_subscription, parse_usage_table
+from exporter.parse import (
+    Subscription,
+    UsageRow,
+    UsageTable,
+    parse_subscription,
+    parse_usage,
+)
 from exporter.telemetry import Telemetry
 
 USAGE_PATH = "/v1/workspace/analytics/query/usage-by-product-over-time"
@@ -115,7 +121,18 @@ class ElevenLabsClient:
         group_by: Sequence[str] = ("product_type",),
         filters: Sequence[Mapping[str, Any]] = (),
     ) -> list[UsageRow]:
-        """Credits per bucket and label set for ``[start, end)`` (Unix seconds).
+        """Credits per bucket and label set for ``[start, end)`` (Unix seconds)."""
+        return (await self.usage_table(start, end, interval, group_by, filters)).rows
+
+    async def usage_table(
+        self,
+        start: int,
+        end: int,
+        interval: int,
+        group_by: Sequence[str] = ("product_type",),
+        filters: Sequence[Mapping[str, Any]] = (),
+    ) -> UsageTable:
+        """The rows and display names for ``[start, end)``.
 
         ``filters`` are ColumnFilter objects passed through as the API takes them.
         """
@@ -129,7 +146,7 @@ class ElevenLabsClient:
         if filters:
             body["filters"] = [dict(f) for f in filters]
         answer = await self._request("usage", "POST", USAGE_PATH, body)
-        return parse_usage_table(answer, group_by, start=start, end=end, interval=interval)
+        return parse_usage(answer, group_by, start=start, end=end, interval=interval)
 
     async def subscription(self) -> Subscription:
         """The workspace's subscription: credits used and limit, reset time, tier."""

@@ -55,39 +55,52 @@ class UsageCollector(Collector):
             add([workspace, *labels], value)
 
     def _usage(self, snapshots: Iterable[WorkspaceSnapshot]) -> Iterator[Metric]:
-        by_labels: dict[tuple[str, ...], list[WorkspaceSnapshot]] = {}
+        # One family per metric even when workspaces group by different dimensions:
+        # a second family of the same name would make the exposition invalid.
+        used = CounterMetricFamily(
+            "elevenlabs_credits_used",
+            "Credits used since the anchor (count_from; by default the start of the "
+            "current billing cycle, where it restarts from 0), per product (and per opt-in "
+            'dimension, values beyond the cap folded into "other"). Late upward '
+            "revisions of recent buckets are added; downward ones are not subtracted. " + POLLED,
+            labels=[],
+        )
+        down = CounterMetricFamily(
+            "elevenlabs_credits_downward_revision",
+            "Credits the ElevenLabs API later revised away from buckets already counted "
+            "in elevenlabs_credits_used_total (which never decreases). " + POLLED,
+            labels=[],
+        )
+        cycle = GaugeMetricFamily(
+            "elevenlabs_cycle_credits_used",
+            "Credits used since the current billing cycle began, per product, as the "
+            "API reports them now (it can go down if the API revises usage down). " + POLLED,
+            labels=[],
+        )
+        names = GaugeMetricFamily(
+            "elevenlabs_dimension_info",
+            "Always 1; maps a dimension value (an id such as a voice_id) to the display "
+            "name the API gives it, for values that have series of their own. " + POLLED,
+            labels=["workspace", "dimension", "value", "name"],
+        )
         for snap in snapshots:
-            by_labels.setdefault(snap.label_names, []).append(snap)
-        for label_names, group in sorted(by_labels.items()):
-            names = list(label_names)
-            used = CounterMetricFamily(
-                "elevenlabs_credits_used",
-                "Credits used since the anchor (count_from; by default the start of the "
-                "current billing cycle, where it restarts from 0), per product. Late upward "
-                "revisions of recent buckets are added; downward ones are not subtracted. "
-                + POLLED,
-                labels=["workspace", *names],
-            )
-            down = CounterMetricFamily(
-                "elevenlabs_credits_downward_revision",
-                "Credits the ElevenLabs API later revised away from buckets already counted "
-                "in elevenlabs_credits_used_total (which never decreases). " + POLLED,
-                labels=["workspace", *names],
-            )
-            cycle = GaugeMetricFamily(
-                "elevenlabs_cycle_credits_used",
-                "Credits used since the current billing cycle began, per product, as the "
-                "API reports them now (it can go down if the API revises usage down). " + POLLED,
-                labels=["workspace", *names],
-            )
-            for snap in group:
-                self._add_all(used, snap.name, snap.credits, used.add_metric)
-                self._add_all(down, snap.name, snap.downward, down.add_metric)
-                if snap.cycle is not None:
-                    self._add_all(cycle, snap.name, snap.cycle, cycle.add_metric)
-            yield used
-            yield down
-            yield cycle
+            for family, suffix, values in (
+                (used, "_total", snap.credits),
+                (down, "_total", snap.downward),
+                (cycle, "", snap.cycle or {}),
+            ):
+                for labels, value in sorted(values.items()):
+                    label_map = {
+                        "workspace": snap.name,
+                        **dict(zip(snap.label_names, labels, strict=True)),
+                    }
+                    family.add_sample(family.name + suffix, label_map, value)
+            for (dimension, id_value), shown in sorted(snap.names.items()):
+                names.add_metric([snap.name, dimension, id_value, shown], 1)
+        yield used
+        yield down
+        yield cycle
+        yield names
 
     def _subscription(self, snapshots: Iterable[WorkspaceSnapshot]) -> Iterator[Metric]:
         def gauge(name: str, help_text: str, labels: list[str] | None = None) -> GaugeMetricFamily:

@@ -32,6 +32,23 @@ class UsageRow:
 
 
 @dataclass(frozen=True)
+class UsageTable:
+    """A usage answer: the rows, and display names the API appended for id columns."""
+
+    rows: list[UsageRow]
+    names: dict[tuple[str, str], str]  # (dimension, value) -> display name
+
+
+def display_column(columns: Sequence[str], dimension: str) -> int | None:
+    """Where the API put the display name of an id column (``voice_id`` -> ``voice_name``)."""
+    stem = dimension.removesuffix("_id")
+    for candidate in (f"{dimension}_label", f"{dimension}_name", f"{stem}_name", f"{stem}_label"):
+        if candidate != dimension and candidate in columns:
+            return columns.index(candidate)
+    return None
+
+
+@dataclass(frozen=True)
 class Subscription:
     """The fields of ``GET /v1/user/subscription`` the exporter publishes."""
 
@@ -126,6 +143,13 @@ def _find_column(
 def parse_usage_table(
     body: Any, group_by: Sequence[str], *, start: int, end: int, interval: int
 ) -> list[UsageRow]:
+    """Rows of a usage table whose bucket lies in ``[start, end)`` (see parse_usage)."""
+    return parse_usage(body, group_by, start=start, end=end, interval=interval).rows
+
+
+def parse_usage(
+    body: Any, group_by: Sequence[str], *, start: int, end: int, interval: int
+) -> UsageTable:
     """Rows of a usage table whose bucket lies in ``[start, end)``, summed per key.
 
     Rows outside the window are dropped (the API may include the bucket at the end
@@ -157,6 +181,10 @@ def parse_usage_table(
         group_indexes.append(columns.index(name))
 
     width = len(columns)
+    displays = {
+        name: index for name in group_by if (index := display_column(columns, name)) is not None
+    }
+    names: dict[tuple[str, str], str] = {}
     totals: dict[tuple[int, Labels], float] = {}
     for number, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
@@ -170,7 +198,12 @@ def parse_usage_table(
         labels = tuple(label_value(row[i]) for i in group_indexes)
         key = (bucket, labels)
         totals[key] = totals.get(key, 0.0) + credits
-    return [UsageRow(bucket, labels, credits) for (bucket, labels), credits in totals.items()]
+        for name, index in displays.items():
+            shown = row[index]
+            if isinstance(shown, str) and shown:
+                names[(name, labels[group_by.index(name)])] = shown
+    rows_out = [UsageRow(bucket, labels, credits) for (bucket, labels), credits in totals.items()]
+    return UsageTable(rows_out, names)
 
 
 def _optional_number(body: dict[str, Any], name: str) -> float | None:

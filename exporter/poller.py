@@ -17,11 +17,12 @@ from typing import Any
 
 from exporter.backoff import next_poll_delay
 from exporter.client import ElevenLabsClient
-from exporter.config import Config
+from exporter.config import Config, KeySource, Secret, WorkspaceConfig
 from exporter.cycle import Cycle, cycle_of, is_new_cycle
 from exporter.errors import ApiError, missing_permission
 from exporter.ledger import Ledger, ReadPlan
 from exporter.parse import Subscription, UsageRow
+from exporter.router import SeriesRouter
 from exporter.snapshot import SnapshotStore, WorkspaceSnapshot
 from exporter.state import StateStore
 from exporter.telemetry import ENDPOINTS, Telemetry
@@ -45,6 +46,7 @@ class WorkspacePoller:
         state: StateStore | None = None,
         clock: Clock = time.time,
         group_by: tuple[str, ...] = ("product_type",),
+        settings: WorkspaceConfig | None = None,
     ) -> None:
         self.workspace = workspace
         self.base_url = base_url
@@ -55,8 +57,14 @@ class WorkspacePoller:
         self.log = log.bind(workspace=workspace)
         self.state = state
         self.clock = clock
-        self.group_by = group_by
+        self.settings = settings or WorkspaceConfig(
+            workspace, Secret(""), KeySource("config"), base_url, group_by
+        )
+        self.group_by = self.settings.group_by
+        self.poll_interval = self.settings.poll_interval or config.poll_interval
         self.ledger: Ledger | None = None
+        self.router = self._new_router()
+        self.names: dict[tuple[str, str], str] = {}
         self.subscription: Subscription | None = None
         self.cycle: Cycle | None = None
         self.last_success: dict[str, float] = dict.fromkeys(ENDPOINTS, 0.0)
@@ -135,7 +143,12 @@ class WorkspacePoller:
         else:
             self.ledger.start_cycle(cycle.start)
 
+    def _new_router(self) -> SeriesRouter:
+        caps = {name: self.settings.cap(name) for name in self.group_by}
+        return SeriesRouter(self.group_by, caps, self.settings.allow)
+
     def _new_ledger(self, anchor: int, cycle_start: int | None) -> Ledger:
+        self.router = self._new_router()
         return Ledger(
             anchor=anchor,
             bucket=self.config.bucket,
@@ -185,6 +198,12 @@ class WorkspacePoller:
             return fresh
         if fresh.cycle_start is not None:
             restored.start_cycle(fresh.cycle_start)
+        if isinstance(stored.get("router"), dict):
+            try:
+                self.router.restore(stored["router"])
+            except ValueError as err:
+                self.log.warning("series state unusable, rebuilt from the ledger", error=str(err))
+                self.router = self._new_router()
         self.log.info("resumed from state", covered_until=restored.covered_until)
         return restored
 
@@ -215,10 +234,20 @@ class WorkspacePoller:
         if self.ledger is not ledger:  # the cycle changed meanwhile; this plan is moot
             return False
         ledger.apply(plan, revisable, settled, cycle_only)
+        self.router.update(
+            ledger.total, ledger.down, ledger.cycle if ledger.cycle_known else ledger.total
+        )
         self.last_success["usage"] = self.clock()
         self.ready = True
         if self.state is not None:
-            self.state.put(self.workspace, {"base_url": self.base_url, "ledger": ledger.to_state()})
+            self.state.put(
+                self.workspace,
+                {
+                    "base_url": self.base_url,
+                    "ledger": ledger.to_state(),
+                    "router": self.router.to_state(),
+                },
+            )
         self.log.info(
             "poll",
             endpoint="usage",
@@ -239,9 +268,10 @@ class WorkspacePoller:
         return WorkspaceSnapshot(
             name=self.workspace,
             label_names=self.group_by,
-            credits=dict(ledger.total) if ledger else {},
-            downward=dict(ledger.down) if ledger else {},
-            cycle=dict(ledger.cycle) if ledger and ledger.cycle_known else None,
+            credits=dict(self.router.total) if ledger else {},
+            downward=dict(self.router.down) if ledger else {},
+            cycle=self.router.gauge(ledger.cycle) if ledger and ledger.cycle_known else None,
+            names=self._exported_names(),
             subscription=self.subscription,
             cycle_reset=cycle.reset if cycle else None,
             cycle_length=cycle.length if cycle else None,
@@ -249,6 +279,13 @@ class WorkspacePoller:
             last_success=dict(self.last_success),
             ready=self.ready,
         )
+
+    def _exported_names(self) -> dict[tuple[str, str], str]:
+        """Display names of the values that have series of their own (bounded by the caps)."""
+        shown: set[tuple[str, str]] = set()
+        for labels in self.router.total:
+            shown.update(zip(self.group_by, labels, strict=True))
+        return {key: name for key, name in self.names.items() if key in shown}
 
     def publish(self) -> None:
         """Swap in a fresh snapshot."""
@@ -264,8 +301,6 @@ class WorkspacePoller:
                 await self.poll_once()
             except Exception:  # a bug must not kill the loop: log it and keep serving
                 self.log.exception("poll crashed")
-            delay = next_poll_delay(
-                self.config.poll_interval, self.failures, self.last_error, self._rng
-            )
+            delay = next_poll_delay(self.poll_interval, self.failures, self.last_error, self._rng)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

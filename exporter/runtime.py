@@ -115,6 +115,7 @@ async def serve(
                     telemetry=telemetry,
                     log=log,
                     state=state,
+                    settings=ws,
                 )
             )
         tasks = [asyncio.create_task(p.run(stop), name=f"poll-{p.workspace}") for p in pollers]

@@ -29,6 +29,7 @@ class WorkspaceSnapshot:
     up: bool = False
     last_success: Mapping[str, float] = field(default_factory=dict)
     ready: bool = False
+    names: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 class SnapshotStore:

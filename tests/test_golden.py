@@ -49,6 +49,7 @@ def exposition() -> str:
             up=True,
             last_success={"usage": 1766000000.0, "subscription": 1766000001.0},
             ready=True,
+            names={("product_type", "text_to_speech"): "Text to Speech"},
         )
     )
     store.publish(WorkspaceSnapshot(name="eu", last_success={"usage": 0.0, "subscription": 0.0}))
