@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="elevenlabs-exporter",
         description="Prometheus exporter for ElevenLabs credit usage.",
+        epilog="Subcommands: 'elevenlabs-exporter report --help' prints a period's credits "
+        "by product, voice or source next to the plan (table, CSV or JSON); "
+        "'elevenlabs-exporter backfill --help' writes past usage as OpenMetrics for "
+        "promtool, so a new install shows history at once.",
     )
     parser.add_argument(
         "--config.file",
@@ -96,6 +100,15 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the exporter; returns the process exit code."""
+    rest = sys.argv[1:] if argv is None else argv
+    if rest and rest[0] == "report":
+        from exporter import report
+
+        return report.main(rest[1:])
+    if rest and rest[0] == "backfill":
+        from exporter import backfill
+
+        return backfill.main(rest[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config_file, os.environ, demo=args.demo)
