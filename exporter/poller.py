@@ -213,11 +213,11 @@ class WorkspacePoller:
             results, (plan.revisable, plan.settled, plan.cycle_only), strict=True
         ):
             for window in windows:
-                target.extend(
-                    await self.client.usage(
-                        window.start, window.end, window.interval, self.group_by
-                    )
+                table = await self.client.usage_table(
+                    window.start, window.end, window.interval, self.group_by, self.settings.filters
                 )
+                target.extend(table.rows)
+                self.names.update(table.names)
         return results
 
     async def _poll_usage(self) -> bool:

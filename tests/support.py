@@ -56,6 +56,20 @@ class ExporterProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_listening(self, timeout: float = 30.0) -> None:
+        """Block until /healthz answers (the process is up), whatever the API does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"exporter exited early:\n{self.log()}")
+            try:
+                if http_get(self.url + "/healthz", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"exporter not listening after {timeout}s:\n{self.log()}")
+
     def wait_ready(self, timeout: float = 30.0) -> float:
         """Seconds until /readyz answered 200; fails the test after ``timeout``."""
         started = time.monotonic()
