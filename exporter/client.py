@@ -13,11 +13,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 from exporter import __version__
 from exporter.backoff import RetryPolicy
+from exporter.charstats import CHARACTER_STATS_PATH, character_stats_query, parse_character_stats
 from exporter.errors import ApiError, classify_response, classify_transport
 from exporter.parse import (
     Subscription,
@@ -30,6 +32,7 @@ from exporter.telemetry import Telemetry
 
 USAGE_PATH = "/v1/workspace/analytics/query/usage-by-product-over-time"
 SUBSCRIPTION_PATH = "/v1/user/subscription"
+COST_USAGE_PATH = "/v1/workspace/analytics/usage"
 USER_AGENT = f"elevenlabs-exporter/{__version__}"
 
 
@@ -148,6 +151,39 @@ class ElevenLabsClient:
         answer = await self._request("usage", "POST", USAGE_PATH, body)
         return parse_usage(answer, group_by, start=start, end=end, interval=interval)
 
+    async def cost_usage(
+        self, start: int, end: int, interval: int, group_by: Sequence[str] = ("product_type",)
+    ) -> tuple[list[UsageRow], list[UsageRow]]:
+        """Cost (workspace currency) and charge count per day, for cost-billed workspaces.
+
+        The endpoint takes whole UTC days (or weeks) only. Requests count under the
+        ``usage`` endpoint label: for these workspaces it is their usage poll.
+        """
+        body = {
+            "start_time": start * 1000,
+            "end_time": end * 1000,
+            "interval_seconds": interval,
+            "group_by": list(group_by),
+        }
+        answer = await self._request("usage", "POST", COST_USAGE_PATH, body)
+        window = {"start": start, "end": end, "interval": interval}
+        cost = parse_usage(
+            answer, group_by, value_columns=("total_cost",), value_unit=None, **window
+        )
+        count = parse_usage(
+            answer, group_by, value_columns=("total_charge_count",), value_unit=None, **window
+        )
+        return cost.rows, count.rows
+
     async def subscription(self) -> Subscription:
         """The workspace's subscription: credits used and limit, reset time, tier."""
         return parse_subscription(await self._request("subscription", "GET", SUBSCRIPTION_PATH))
+
+    async def character_stats(
+        self, start_ms: int, end_ms: int, metric: str, bucket_seconds: int, breakdown: str
+    ) -> dict[str, list[tuple[int, float]]]:
+        """One metric of the deprecated character-stats endpoint for ``[start_ms, end_ms)``
+        (Unix ms): values per breakdown key and bucket start (Unix ms)."""
+        query = character_stats_query(start_ms, end_ms, metric, bucket_seconds, breakdown)
+        path = f"{CHARACTER_STATS_PATH}?{urlencode(query)}"
+        return parse_character_stats(await self._request("character_stats", "GET", path))

@@ -101,6 +101,29 @@ class UsageCollector(Collector):
         yield down
         yield cycle
         yield names
+        yield from self._cost(snapshots)
+
+    def _cost(self, snapshots: Iterable[WorkspaceSnapshot]) -> Iterator[Metric]:
+        cost = CounterMetricFamily(
+            "elevenlabs_cost",
+            "Money spent since the anchor by a workspace billed in currency rather than "
+            "credits, per product, in the currency of the currency label (whole-day buckets "
+            "of the cost usage endpoint; today's bucket fills as the day goes on). " + POLLED,
+            labels=["workspace", "product_type", "currency"],
+        )
+        charges = CounterMetricFamily(
+            "elevenlabs_charges",
+            "Billable charges since the anchor of a workspace billed in currency, per "
+            "product (total_charge_count). " + POLLED,
+            labels=["workspace", "product_type"],
+        )
+        for snap in snapshots:
+            for labels, value in sorted((snap.cost or {}).items()):
+                cost.add_metric([snap.name, labels[0], snap.currency], value)
+            for labels, value in sorted((snap.charges or {}).items()):
+                charges.add_metric([snap.name, labels[0]], value)
+        yield cost
+        yield charges
 
     def _subscription(self, snapshots: Iterable[WorkspaceSnapshot]) -> Iterator[Metric]:
         def gauge(name: str, help_text: str, labels: list[str] | None = None) -> GaugeMetricFamily:

@@ -126,6 +126,7 @@ class Ledger:
     lookback: int
     cycle_start: int | None = None
     label_names: tuple[str, ...] = ("product_type",)
+    coarse: int = COARSE_SECONDS  # bucket for settled history (a day for daily-only endpoints)
     total: dict[Labels, float] = field(default_factory=dict)
     down: dict[Labels, float] = field(default_factory=dict)
     cycle: dict[Labels, float] = field(default_factory=dict)
@@ -163,11 +164,15 @@ class Ledger:
             # still revisable, read the never-read gap once as settled, then the lookback.
             revisable += fine_windows(self.settled_until, self.covered_until, self.bucket)
             breaks = [self.cycle_start] if self.cycle_start is not None else []
-            settled += coarse_windows(self.covered_until, fold_at, self.bucket, breaks)
+            settled += coarse_windows(
+                self.covered_until, fold_at, self.bucket, breaks, coarse=self.coarse
+            )
             revisable += fine_windows(fold_at, end, self.bucket)
         cycle_only: list[Window] = []
         if self.cycle_pending and self.cycle_start is not None:
-            cycle_only = coarse_windows(self.cycle_start, self.settled_until, self.bucket)
+            cycle_only = coarse_windows(
+                self.cycle_start, self.settled_until, self.bucket, coarse=self.coarse
+            )
         return ReadPlan(end, fold_at, tuple(revisable), tuple(settled), tuple(cycle_only))
 
     def start_cycle(self, cycle_start: int) -> None:

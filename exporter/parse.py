@@ -148,7 +148,14 @@ def parse_usage_table(
 
 
 def parse_usage(
-    body: Any, group_by: Sequence[str], *, start: int, end: int, interval: int
+    body: Any,
+    group_by: Sequence[str],
+    *,
+    start: int,
+    end: int,
+    interval: int,
+    value_columns: Sequence[str] = _CREDIT_COLUMNS,
+    value_unit: str | None = "credits",
 ) -> UsageTable:
     """Rows of a usage table whose bucket lies in ``[start, end)``, summed per key.
 
@@ -171,9 +178,9 @@ def parse_usage(
     time_index = _find_column(columns, _TIME_COLUMNS, types, units, type_name="DateTime")
     if time_index is None:
         raise bad(f"usage: no time column among {columns}")
-    credit_index = _find_column(columns, _CREDIT_COLUMNS, types, units, unit="credits")
+    credit_index = _find_column(columns, value_columns, types, units, unit=value_unit)
     if credit_index is None:
-        raise bad(f"usage: no credits column among {columns}")
+        raise bad(f"usage: no {value_columns[0]} column among {columns}")
     group_indexes = []
     for name in group_by:
         if name not in columns:

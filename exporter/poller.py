@@ -18,6 +18,7 @@ from typing import Any
 from exporter.backoff import next_poll_delay
 from exporter.client import ElevenLabsClient
 from exporter.config import Config, KeySource, Secret, WorkspaceConfig
+from exporter.cost import CostTracker, looks_cost_billed
 from exporter.cycle import Cycle, cycle_of, is_new_cycle
 from exporter.errors import ApiError, missing_permission
 from exporter.ledger import Ledger, ReadPlan
@@ -65,6 +66,7 @@ class WorkspacePoller:
         self.ledger: Ledger | None = None
         self.router = self._new_router()
         self.names: dict[tuple[str, str], str] = {}
+        self.cost: CostTracker | None = None  # set once the workspace proves cost-billed
         self.subscription: Subscription | None = None
         self.cycle: Cycle | None = None
         self.last_success: dict[str, float] = dict.fromkeys(ENDPOINTS, 0.0)
@@ -135,6 +137,11 @@ class WorkspacePoller:
         previous, self.cycle = self.cycle, cycle
         if previous is not None:
             self.log.info("billing cycle changed", cycle_start=cycle.start, cycle_reset=cycle.reset)
+        if self.cost is not None:
+            if self.config.count_from is None:
+                self.cost = CostTracker(cycle.start - cycle.start % 86400, cycle.start)
+            else:
+                self.cost.start_cycle(cycle.start)
         if self.ledger is None:
             return
         if self.config.count_from is None:
@@ -224,11 +231,19 @@ class WorkspacePoller:
         ledger = self._ensure_ledger()
         if ledger is None:
             return False
+        if self.cost is not None:
+            return await self._poll_cost()
         started = time.perf_counter()
         plan = ledger.plan(self.clock())
         try:
             revisable, settled, cycle_only = await self._fetch(plan)
         except ApiError as err:
+            if looks_cost_billed(err):
+                self.log.info(
+                    "workspace is billed in currency: reading the cost endpoint", error=str(err)
+                )
+                self._start_cost(ledger)
+                return await self._poll_cost()
             self._failed("usage", err, started, requests_planned=len(plan.windows))
             return False
         if self.ledger is not ledger:  # the cycle changed meanwhile; this plan is moot
@@ -259,6 +274,45 @@ class WorkspacePoller:
         )
         return True
 
+    def _start_cost(self, ledger: Ledger) -> None:
+        stored = self.state.get(self.workspace) if self.state is not None else None
+        anchor = ledger.anchor - ledger.anchor % 86400
+        if stored and isinstance(stored.get("cost"), dict):
+            try:
+                restored = CostTracker.from_state(stored["cost"])
+            except ValueError as err:
+                self.log.warning("cost state unusable, seeding from the API", error=str(err))
+            else:
+                if restored.anchor == anchor:
+                    self.cost = restored
+                    return
+        self.cost = CostTracker(anchor, ledger.cycle_start, self.group_by[:1])
+
+    async def _poll_cost(self) -> bool:
+        assert self.cost is not None
+        started = time.perf_counter()
+        try:
+            requests, rows = await self.cost.poll(self.client, self.clock())
+        except ApiError as err:
+            self._failed("usage", err, started)
+            return False
+        self.last_success["usage"] = self.clock()
+        self.ready = True
+        if self.state is not None:
+            self.state.put(
+                self.workspace, {"base_url": self.base_url, "cost": self.cost.to_state()}
+            )
+        self.log.info(
+            "poll",
+            endpoint="usage",
+            billing="currency",
+            outcome="ok",
+            requests=requests,
+            rows=rows,
+            duration_seconds=round(time.perf_counter() - started, 3),
+        )
+        return True
+
     # Publishing ------------------------------------------------------------------
 
     def snapshot(self) -> WorkspaceSnapshot:
@@ -272,6 +326,9 @@ class WorkspacePoller:
             downward=dict(self.router.down) if ledger else {},
             cycle=self.router.gauge(ledger.cycle) if ledger and ledger.cycle_known else None,
             names=self._exported_names(),
+            cost=dict(self.cost.cost.total) if self.cost else None,
+            charges=dict(self.cost.charges.total) if self.cost else None,
+            currency=(self.subscription.currency if self.subscription else None) or "unknown",
             subscription=self.subscription,
             cycle_reset=cycle.reset if cycle else None,
             cycle_length=cycle.length if cycle else None,

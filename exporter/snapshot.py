@@ -30,6 +30,9 @@ class WorkspaceSnapshot:
     last_success: Mapping[str, float] = field(default_factory=dict)
     ready: bool = False
     names: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    cost: Mapping[Labels, float] | None = None  # cost-billed workspaces only
+    charges: Mapping[Labels, float] | None = None
+    currency: str = "unknown"
 
 
 class SnapshotStore:

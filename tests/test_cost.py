@@ -1,0 +1,129 @@
+"""Workspaces billed in currency: detected from the credits endpoint, read from the
+cost endpoint, exported as cost and charge counters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.client import ElevenLabsClient
+from exporter.collector import UsageCollector
+from exporter.config import Config, KeySource, Secret, WorkspaceConfig
+from exporter.cost import looks_cost_billed
+from exporter.errors import ApiError
+from exporter.log import get_logger
+from exporter.poller import WorkspacePoller
+from exporter.simulator import COST_PER_CREDIT, SimState, Simulator, cycle_bounds
+from exporter.snapshot import SnapshotStore
+from exporter.telemetry import Telemetry
+
+START = 1_795_621_020.0  # mid-cycle, in the simulator's calendar
+DAY = 86400
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator(SimState(frozen_at=START, scenario="cost-billed")).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+def make_poller(sim: Simulator, http: httpx.AsyncClient) -> WorkspacePoller:
+    ws = WorkspaceConfig("shop", Secret("demo"), KeySource("demo"), sim.url)
+    telemetry = Telemetry(CollectorRegistry())
+    client = ElevenLabsClient(
+        workspace="shop",
+        base_url=sim.url,
+        api_key=lambda: "demo",
+        http=http,
+        telemetry=telemetry,
+        clock=sim.state.now,
+    )
+    return WorkspacePoller(
+        workspace="shop",
+        base_url=sim.url,
+        client=client,
+        config=Config(workspaces=(ws,)),
+        snapshots=SnapshotStore(["shop"]),
+        telemetry=telemetry,
+        log=get_logger(),
+        clock=sim.state.now,
+        settings=ws,
+    )
+
+
+def daily_truth(sim: Simulator) -> tuple[dict[str, float], dict[str, float]]:
+    """Cost and charge count per product since the day the cycle started, by day."""
+    start, _ = cycle_bounds(sim.state.now())
+    day = start - start % DAY
+    cost: dict[str, float] = {}
+    charges: dict[str, float] = {}
+    while day < sim.state.now():
+        for (product,), credits in sim.state.truth_by(day, day + DAY, ["product_type"]).items():
+            cost[product] = cost.get(product, 0.0) + credits * COST_PER_CREDIT
+            charges[product] = charges.get(product, 0.0) + int(credits * 2)
+        day += DAY
+    return cost, charges
+
+
+async def test_cost_billed_workspace_is_detected_and_counted(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """The credits endpoint's currency-billing error switches the workspace to the cost
+    endpoint: cost (with a currency label) and charges match the simulator, up is 1,
+    and no poll error is counted for the switch."""
+    poller = make_poller(sim, http)
+    assert await poller.poll_once()
+    for _ in range(3):
+        sim.state.frozen_at = sim.state.now() + 3 * 3600  # through today into tomorrow
+        assert await poller.poll_once()
+    snapshot = poller.snapshot()
+    assert snapshot.up
+    cost, charges = daily_truth(sim)
+    assert snapshot.cost is not None
+    assert snapshot.charges is not None
+    exported_cost = {labels[0]: v for labels, v in snapshot.cost.items() if v}
+    assert exported_cost.keys() == cost.keys()
+    for product, value in cost.items():
+        assert exported_cost[product] == pytest.approx(value, abs=1e-4)
+    assert {labels[0]: v for labels, v in snapshot.charges.items() if v} == charges
+    errors = [
+        s
+        for m in poller.telemetry.poll_errors.collect()
+        for s in m.samples
+        if s.name.endswith("_total") and s.value
+    ]
+    assert errors == []
+
+    registry = CollectorRegistry()
+    store = SnapshotStore(["shop"])
+    store.publish(snapshot)
+    registry.register(UsageCollector(store.current))
+    text = generate_latest(registry).decode()
+    assert (
+        'elevenlabs_cost_total{currency="usd",product_type="text_to_speech",workspace="shop"}'
+        in text
+    )
+    assert 'elevenlabs_charges_total{product_type="text_to_speech",workspace="shop"}' in text
+
+
+def test_only_currency_billing_errors_switch_modes() -> None:
+    """A validation error or a server error is not mistaken for currency billing."""
+    assert looks_cost_billed(
+        ApiError(
+            "client_error",
+            "HTTP 400 workspace_billed_in_currency: x",
+            code="workspace_billed_in_currency",
+        )
+    )
+    assert not looks_cost_billed(ApiError("client_error", "HTTP 422 body.start_time: bad"))
+    assert not looks_cost_billed(ApiError("server_error", "HTTP 500 cost service down"))
