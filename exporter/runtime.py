@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from exporter import __version__
 from exporter.backoff import RetryPolicy
+from exporter.charstats import CharacterStats
 from exporter.client import ElevenLabsClient
 from exporter.collector import UsageCollector
 from exporter.config import Config
@@ -67,6 +68,7 @@ async def serve(
 
     snapshots = SnapshotStore([ws.name for ws in config.workspaces])
     registry, telemetry = build_registry(snapshots)
+    stats = CharacterStats(config, registry, telemetry, snapshots.current, log)
     state = StateStore(config.state_file, log)
     state.load()
     try:
@@ -74,7 +76,7 @@ async def serve(
             registry,
             snapshots.ready,
             telemetry_path,
-            version=lambda: snapshots.version + telemetry.version,
+            version=lambda: snapshots.version + telemetry.version + stats.version,
         )
         server = HttpServer(wrap_app(app) if wrap_app else app, host, port, ssl_context)
     except OSError as err:
@@ -102,9 +104,10 @@ async def serve(
                 api_key=KeyProvider(ws, on_new_key=lambda key: redactor.add([key])),
                 http=http,
                 telemetry=telemetry,
-                limiter=limiter,
+                limiter=stats.limiter(ws, limiter),
                 retry=RetryPolicy(max_retries=config.max_retries),
             )
+            stats.add(ws, client)
             pollers.append(
                 WorkspacePoller(
                     workspace=ws.name,
@@ -119,6 +122,7 @@ async def serve(
                 )
             )
         tasks = [asyncio.create_task(p.run(stop), name=f"poll-{p.workspace}") for p in pollers]
+        tasks += stats.tasks(stop)
         tasks.append(asyncio.create_task(_flush_loop(state, config, stop), name="state-flush"))
         await stop.wait()
         log.info("shutting down")
