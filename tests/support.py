@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -119,3 +120,41 @@ def run_exporter(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def sim_poller(
+    sim: Any, http: Any, state: Any = None, *, workspace: str = "main", **settings: Any
+) -> Any:
+    """A real WorkspacePoller and client polling the in-test simulator over loopback,
+    on the simulator's (frozen) clock. ``settings`` are WorkspaceConfig fields."""
+    from prometheus_client import CollectorRegistry
+
+    from exporter.client import ElevenLabsClient
+    from exporter.config import Config, KeySource, Secret, WorkspaceConfig
+    from exporter.log import get_logger
+    from exporter.poller import WorkspacePoller
+    from exporter.snapshot import SnapshotStore
+    from exporter.telemetry import Telemetry
+
+    ws = WorkspaceConfig(workspace, Secret("demo"), KeySource("demo"), sim.url, **settings)
+    telemetry = Telemetry(CollectorRegistry())
+    client = ElevenLabsClient(
+        workspace=workspace,
+        base_url=sim.url,
+        api_key=lambda: "demo",
+        http=http,
+        telemetry=telemetry,
+        clock=sim.state.now,
+    )
+    return WorkspacePoller(
+        workspace=workspace,
+        base_url=sim.url,
+        client=client,
+        config=Config(workspaces=(ws,)),
+        snapshots=SnapshotStore([workspace]),
+        telemetry=telemetry,
+        log=get_logger(),
+        state=state,
+        clock=sim.state.now,
+        settings=ws,
+    )

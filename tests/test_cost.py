@@ -8,17 +8,13 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from support import sim_poller
 
-from exporter.client import ElevenLabsClient
 from exporter.collector import UsageCollector
-from exporter.config import Config, KeySource, Secret, WorkspaceConfig
 from exporter.cost import looks_cost_billed
 from exporter.errors import ApiError
-from exporter.log import get_logger
-from exporter.poller import WorkspacePoller
 from exporter.simulator import COST_PER_CREDIT, SimState, Simulator, cycle_bounds
 from exporter.snapshot import SnapshotStore
-from exporter.telemetry import Telemetry
 
 START = 1_795_621_020.0  # mid-cycle, in the simulator's calendar
 DAY = 86400
@@ -35,30 +31,6 @@ def sim() -> Iterator[Simulator]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=30) as client:
         yield client
-
-
-def make_poller(sim: Simulator, http: httpx.AsyncClient) -> WorkspacePoller:
-    ws = WorkspaceConfig("shop", Secret("demo"), KeySource("demo"), sim.url)
-    telemetry = Telemetry(CollectorRegistry())
-    client = ElevenLabsClient(
-        workspace="shop",
-        base_url=sim.url,
-        api_key=lambda: "demo",
-        http=http,
-        telemetry=telemetry,
-        clock=sim.state.now,
-    )
-    return WorkspacePoller(
-        workspace="shop",
-        base_url=sim.url,
-        client=client,
-        config=Config(workspaces=(ws,)),
-        snapshots=SnapshotStore(["shop"]),
-        telemetry=telemetry,
-        log=get_logger(),
-        clock=sim.state.now,
-        settings=ws,
-    )
 
 
 def daily_truth(sim: Simulator) -> tuple[dict[str, float], dict[str, float]]:
@@ -81,7 +53,7 @@ async def test_cost_billed_workspace_is_detected_and_counted(
     """The credits endpoint's currency-billing error switches the workspace to the cost
     endpoint: cost (with a currency label) and charges match the simulator, up is 1,
     and no poll error is counted for the switch."""
-    poller = make_poller(sim, http)
+    poller = sim_poller(sim, http, workspace="shop")
     assert await poller.poll_once()
     for _ in range(3):
         sim.state.frozen_at = sim.state.now() + 3 * 3600  # through today into tomorrow

@@ -5,23 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from support import http_get, run_exporter
+from support import http_get, run_exporter, sim_poller
 
-from exporter.client import ElevenLabsClient
-from exporter.config import Config, KeySource, Secret, WorkspaceConfig
 from exporter.log import get_logger
-from exporter.poller import WorkspacePoller
 from exporter.router import OTHER
 from exporter.simulator import Fault, SimState, Simulator, cycle_bounds
-from exporter.snapshot import SnapshotStore
 from exporter.state import StateStore
-from exporter.telemetry import Telemetry
 
 START = 1_795_621_020.0  # mid-cycle weekday afternoon in the simulator
 LOG = get_logger()
@@ -40,33 +33,6 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def poller(
-    sim: Simulator, http: httpx.AsyncClient, state: StateStore | None = None, **settings: Any
-) -> WorkspacePoller:
-    ws = WorkspaceConfig("main", Secret("demo"), KeySource("demo"), sim.url, **settings)
-    telemetry = Telemetry(CollectorRegistry())
-    client = ElevenLabsClient(
-        workspace="main",
-        base_url=sim.url,
-        api_key=lambda: "demo",
-        http=http,
-        telemetry=telemetry,
-        clock=sim.state.now,
-    )
-    return WorkspacePoller(
-        workspace="main",
-        base_url=sim.url,
-        client=client,
-        config=Config(workspaces=(ws,)),
-        snapshots=SnapshotStore(["main"]),
-        telemetry=telemetry,
-        log=LOG,
-        state=state,
-        clock=sim.state.now,
-        settings=ws,
-    )
-
-
 def period(sim: Simulator) -> tuple[int, int]:
     start, _ = cycle_bounds(sim.state.now())
     return start - start % 60, int(sim.state.now() // 60) * 60
@@ -77,7 +43,7 @@ async def test_500_voices_capped_at_20_sum_to_the_truth(
 ) -> None:
     """With 500 voices and a cap of 20, at most 21 voice values are exported (20 + other),
     every series only grows, and the sum over all of them equals the true total."""
-    p = poller(sim, http, group_by=("product_type", "voice_id"), max_values={"voice_id": 20})
+    p = sim_poller(sim, http, group_by=("product_type", "voice_id"), max_values={"voice_id": 20})
     previous: dict[tuple[str, ...], float] = {}
     for _ in range(4):
         assert await p.poll_once()
@@ -99,7 +65,7 @@ async def test_allowlist_keeps_only_the_listed_values(
 ) -> None:
     """An allowlist exports exactly the listed values (plus other), exactly."""
     allow = frozenset({"voice0000", "voice0001"})
-    p = poller(sim, http, group_by=("product_type", "voice_id"), allow={"voice_id": allow})
+    p = sim_poller(sim, http, group_by=("product_type", "voice_id"), allow={"voice_id": allow})
     await p.poll_once()
     snapshot = p.snapshot()
     assert {labels[1] for labels in snapshot.credits} <= allow | {OTHER}
@@ -113,7 +79,7 @@ async def test_allowlist_keeps_only_the_listed_values(
 
 async def test_display_names_map_ids_to_names(sim: Simulator, http: httpx.AsyncClient) -> None:
     """Display columns become an id-to-name map, only for values with their own series."""
-    p = poller(sim, http, group_by=("product_type", "voice_id"), max_values={"voice_id": 5})
+    p = sim_poller(sim, http, group_by=("product_type", "voice_id"), max_values={"voice_id": 5})
     await p.poll_once()
     names = p.snapshot().names
     voices = {k[1]: v for k, v in names.items() if k[0] == "voice_id"}
@@ -128,13 +94,13 @@ async def test_changing_dimensions_neither_corrupts_nor_doubles(
     """Restarting with other dimensions starts the new label sets from the exact totals
     (the old series vanish); nothing is counted twice."""
     store = StateStore(tmp_path / "state.json", LOG)
-    first = poller(sim, http, store)
+    first = sim_poller(sim, http, store)
     await first.poll_once()
     store.flush()
     sim.state.frozen_at = sim.state.now() + 600
     reloaded = StateStore(tmp_path / "state.json", LOG)
     reloaded.load()
-    second = poller(sim, http, reloaded, group_by=("product_type", "model"))
+    second = sim_poller(sim, http, reloaded, group_by=("product_type", "model"))
     await second.poll_once()
     per_product: dict[str, float] = {}
     for (product, _), value in second.snapshot().credits.items():
@@ -145,7 +111,7 @@ async def test_changing_dimensions_neither_corrupts_nor_doubles(
 
 async def test_filters_are_passed_through(sim: Simulator, http: httpx.AsyncClient) -> None:
     """A region filter counts only that region's credits."""
-    p = poller(sim, http, filters=({"column": "region", "operation": "in", "values": ["eu"]},))
+    p = sim_poller(sim, http, filters=({"column": "region", "operation": "in", "values": ["eu"]},))
     await p.poll_once()
     truth = sim.state.truth_by(*period(sim), ["product_type", "region"])
     expected = {(product,): v for (product, region), v in truth.items() if region == "eu"}

@@ -12,16 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+from support import sim_poller
 
-from exporter.client import ElevenLabsClient
-from exporter.config import Config, KeySource, Secret, WorkspaceConfig
 from exporter.log import get_logger
 from exporter.poller import WorkspacePoller
 from exporter.simulator import SimState, Simulator, cycle_bounds
-from exporter.snapshot import SnapshotStore
 from exporter.state import StateStore
-from exporter.telemetry import Telemetry
 
 # 2026-11-20T15:37:00Z: a weekday afternoon, 13 days into the simulated cycle.
 START = 1_795_621_020.0
@@ -39,33 +35,6 @@ def sim() -> Iterator[Simulator]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
-
-
-def make_poller(
-    sim: Simulator, http: httpx.AsyncClient, state: StateStore | None = None
-) -> WorkspacePoller:
-    workspace = WorkspaceConfig("main", Secret("demo"), KeySource("demo"), sim.url)
-    config = Config(workspaces=(workspace,), state_file=state.path if state else None)
-    telemetry = Telemetry(CollectorRegistry())
-    client = ElevenLabsClient(
-        workspace="main",
-        base_url=sim.url,
-        api_key=lambda: "demo",
-        http=http,
-        telemetry=telemetry,
-        clock=sim.state.now,
-    )
-    return WorkspacePoller(
-        workspace="main",
-        base_url=sim.url,
-        client=client,
-        config=config,
-        snapshots=SnapshotStore(["main"]),
-        telemetry=telemetry,
-        log=LOG,
-        state=state,
-        clock=sim.state.now,
-    )
 
 
 def truth(sim: Simulator) -> dict[str, float]:
@@ -89,7 +58,7 @@ async def test_seeded_counters_equal_the_ground_truth(
 ) -> None:
     """At start-up the counters hold every credit since the cycle start, exactly, for
     every product, and stay exact as minutes pass and recent buckets fill in."""
-    poller = make_poller(sim, http)
+    poller = sim_poller(sim, http)
     assert await poller.poll_once()
     assert len(counters(poller)) >= 5
     assert counters(poller) == truth(sim)
@@ -109,7 +78,7 @@ async def test_late_revision_raises_the_counter_by_exactly_its_size(
 ) -> None:
     """A +x revision of a bucket inside the lookback adds exactly x; a -y revision adds
     nothing and shows up in the downward-revision counter."""
-    poller = make_poller(sim, http)
+    poller = sim_poller(sim, http)
     await poller.poll_once()
     before = counters(poller)["dubbing"]
     bucket = int(sim.state.now() // 60) * 60 - 30 * 60
@@ -131,7 +100,7 @@ async def test_restart_with_state_file_loses_nothing_and_doubles_nothing(
     it again from its state file: the total is exact, it never went down, and no
     request re-read the cycle from its start."""
     state = StateStore(tmp_path / "state.json", LOG)
-    first = make_poller(sim, http, state)
+    first = sim_poller(sim, http, state)
     await first.poll_once()
     assert state.flush()
     last_exported = counters(first)
@@ -140,7 +109,7 @@ async def test_restart_with_state_file_loses_nothing_and_doubles_nothing(
     sim.state.requests.clear()
     reloaded = StateStore(tmp_path / "state.json", LOG)
     reloaded.load()
-    second = make_poller(sim, http, reloaded)
+    second = sim_poller(sim, http, reloaded)
     await second.poll_once()
     assert counters(second) == truth(sim)
     assert all(counters(second)[k] >= v for k, v in last_exported.items())
@@ -156,10 +125,10 @@ async def test_restart_without_state_reseeds_exactly(
     sim: Simulator, http: httpx.AsyncClient
 ) -> None:
     """Without a state file a restart re-reads the cycle and still ends exact."""
-    first = make_poller(sim, http)
+    first = sim_poller(sim, http)
     await first.poll_once()
     advance(sim, 3600)
-    second = make_poller(sim, http)
+    second = sim_poller(sim, http)
     await second.poll_once()
     assert counters(second) == truth(sim)
 
@@ -169,7 +138,7 @@ async def test_failed_poll_keeps_last_values_and_recovers_exactly(
 ) -> None:
     """A failing API leaves the last values in place with up=0, counts the reason, and
     the first good poll afterwards brings the counters back to exact."""
-    poller = make_poller(sim, http)
+    poller = sim_poller(sim, http)
     await poller.poll_once()
     good = counters(poller)
     sim.state.scenario = "key-rejected"
@@ -191,7 +160,7 @@ async def test_cycle_rollover_restarts_the_counter_from_the_new_cycle(
 ) -> None:
     """When the billing cycle resets, the default counter restarts at the new cycle's
     usage (a counter reset Prometheus handles), and stays exact."""
-    poller = make_poller(sim, http)
+    poller = sim_poller(sim, http)
     await poller.poll_once()
     _, reset = cycle_bounds(sim.state.now())
     sim.state.frozen_at = reset + 20 * 60
@@ -205,7 +174,7 @@ async def test_state_file_is_valid_json_with_a_version(
 ) -> None:
     """The state file names its format and version and holds the workspace's ledger."""
     state = StateStore(tmp_path / "state.json", LOG)
-    await make_poller(sim, http, state).poll_once()
+    await sim_poller(sim, http, state).poll_once()
     state.flush()
     data = json.loads((tmp_path / "state.json").read_text())
     assert data["format"] == "elevenlabs-exporter-state"
