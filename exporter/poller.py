@@ -46,7 +46,6 @@ class WorkspacePoller:
         log: Any,
         state: StateStore | None = None,
         clock: Clock = time.time,
-        group_by: tuple[str, ...] = ("product_type",),
         settings: WorkspaceConfig | None = None,
     ) -> None:
         self.workspace = workspace
@@ -58,8 +57,9 @@ class WorkspacePoller:
         self.log = log.bind(workspace=workspace)
         self.state = state
         self.clock = clock
+        # Without settings: grouped by product_type only, the global poll interval.
         self.settings = settings or WorkspaceConfig(
-            workspace, Secret(""), KeySource("config"), base_url, group_by
+            workspace, Secret(""), KeySource("config"), base_url
         )
         self.group_by = self.settings.group_by
         self.poll_interval = self.settings.poll_interval or config.poll_interval
