@@ -527,6 +527,9 @@ def _combine(metric: str, hours: list[dict[str, float]]) -> float:
 def _make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle's algorithm the body waits
+        # for the client's delayed ACK (40 ms on Linux) on every keep-alive request.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return
