@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from exporter.config import Config, KeySource, Secret, WorkspaceConfig
 from exporter.errors import ApiError
 from exporter.log import get_logger
-from exporter.parse import Subscription, UsageRow, parse_subscription, parse_usage_table
+from exporter.parse import Subscription, UsageTable, parse_subscription, parse_usage
 from exporter.poller import WorkspacePoller
 from exporter.simulator import SimState, cycle_bounds
 from exporter.snapshot import SnapshotStore
@@ -71,19 +71,23 @@ class SimClient:
         self._maybe_fail()
         return parse_subscription(self.state.subscription())
 
-    async def usage(
-        self, start: int, end: int, interval: int, group_by: tuple[str, ...] = ("product_type",)
-    ) -> list[UsageRow]:
+    async def usage_table(
+        self,
+        start: int,
+        end: int,
+        interval: int,
+        group_by: tuple[str, ...] = ("product_type",),
+        filters: Any = (),
+    ) -> UsageTable:
         self._maybe_fail()
-        _, body = self.state.usage(
-            {
-                "start_time": start * 1000,
-                "end_time": end * 1000,
-                "interval_seconds": interval,
-                "group_by": list(group_by),
-            }
-        )
-        return parse_usage_table(body, group_by, start=start, end=end, interval=interval)
+        request = {
+            "start_time": start * 1000,
+            "end_time": end * 1000,
+            "interval_seconds": interval,
+            "group_by": list(group_by),
+        }
+        _, body = self.state.usage(request)
+        return parse_usage(body, group_by, start=start, end=end, interval=interval)
 
 
 def make_poller(
