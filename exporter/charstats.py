@@ -216,7 +216,7 @@ GAUGES = (
 
 @dataclass(frozen=True)
 class CharacterStatsSnapshot:
-    """Everything exported for one workspace, in the API's units (the collector scales).
+    """Everything exported for one workspace, in the API's units (the collector converts).
 
     ``counters`` maps an API metric to its totals per label set (``(product_type,)``);
     ``gauges`` maps an API metric to the last complete hour's value.
@@ -329,7 +329,8 @@ class CharacterStatsPoller:
     Every poll makes its requests one after another: per counter metric the windows
     its ledger plans (one request once seeded), then one request per gauge metric.
     The first failure ends the poll; it is counted and logged, the values already
-    exported stay, and the next poll re-reads whatever was missed.
+    exported stay (a counter whose requests all succeeded before it keeps its update:
+    each ledger is exact on its own), and the next poll re-reads whatever was missed.
     """
 
     def __init__(
