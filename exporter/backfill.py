@@ -209,30 +209,40 @@ class Accumulator:
         return sorted(found)
 
     def samples(self, labels: Labels, anchors: Anchors) -> Iterator[tuple[int, float]]:
-        """``(time, credits since the anchor in force)`` at every step, ``--since`` to
-        ``--until`` inclusive."""
+        """``(time, credits since the anchor)`` at every step, ``--since`` to ``--until``
+        inclusive, plus one at each anchor inside the period that is off the grid.
+
+        At an anchor's own time the series still shows the whole of the ending cycle
+        and restarts with the next sample: ``increase()`` then loses nothing to the
+        reset (a 0 at the anchor would drop the credits of the step before it).
+        """
         steps = self.steps.get(labels)
-        base: float | None = None
+        base: float | None = None  # value = running total - base; None: 0 until an anchor
         if anchors.before is not None:
             base = -self.pre.get(anchors.before, {}).get(labels, 0.0)
         record_at: dict[int, list[int]] = {}
         for anchor in anchors.inside:
-            record_at.setdefault(
-                (floor_to(anchor, self.step) - self.since) // self.step, []
-            ).append(anchor)
-        recorded: dict[int, float] = {}
+            index = (floor_to(anchor, self.step) - self.since) // self.step
+            record_at.setdefault(index, []).append(anchor)
+        at_anchor: dict[int, float] = {}  # running total at each anchor's time
         pending = list(anchors.inside)
         total = 0.0
+
+        def since_anchor(value: float) -> float:
+            return 0.0 if base is None else max(value - base, 0.0)
+
         for k in range(self.count + 1):
             at = self.since + k * self.step
             if k and steps is not None:
                 total += steps[k - 1]
             for anchor in record_at.get(k, ()):
-                recorded[anchor] = total + self.partial.get(anchor, {}).get(labels, 0.0)
-            while pending and pending[0] <= at:
-                base = recorded[pending.pop(0)]
-            value = 0.0 if base is None else max(total - base, 0.0)
-            yield at, value
+                at_anchor[anchor] = total + self.partial.get(anchor, {}).get(labels, 0.0)
+            while pending and pending[0] < at:
+                anchor = pending.pop(0)
+                if (anchor - self.since) % self.step:
+                    yield anchor, since_anchor(at_anchor[anchor])
+                base = at_anchor[anchor]
+            yield at, since_anchor(total)
 
 
 @dataclass
