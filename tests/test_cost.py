@@ -16,7 +16,7 @@ from exporter.errors import ApiError
 from exporter.simulator import COST_PER_CREDIT, SimState, Simulator, cycle_bounds
 from exporter.snapshot import SnapshotStore
 
-START = 1_795_621_020.0  # mid-cycle, in the simulator's calendar
+START = 1_795_621_020.0  # 2026-11-25T15:37Z, mid-cycle in the simulator
 DAY = 86400
 
 

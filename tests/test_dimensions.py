@@ -16,7 +16,7 @@ from exporter.router import OTHER
 from exporter.simulator import Fault, SimState, Simulator, cycle_bounds
 from exporter.state import StateStore
 
-START = 1_795_621_020.0  # mid-cycle weekday afternoon in the simulator
+START = 1_795_621_020.0  # 2026-11-25T15:37Z, a Wednesday afternoon, mid-cycle in the simulator
 LOG = get_logger()
 
 

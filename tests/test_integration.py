@@ -19,7 +19,7 @@ from exporter.poller import WorkspacePoller
 from exporter.simulator import SimState, Simulator, cycle_bounds
 from exporter.state import StateStore
 
-# 2026-11-20T15:37:00Z: a weekday afternoon, 13 days into the simulated cycle.
+# 2026-11-25T15:37:00Z: a Wednesday afternoon, 18 days into the simulated cycle.
 START = 1_795_621_020.0
 LOG = get_logger()
 

@@ -24,7 +24,7 @@ from exporter.snapshot import SnapshotStore
 from exporter.state import StateStore
 
 LOG = get_logger()
-START = 1_795_621_020.0  # a weekday afternoon, mid-cycle in the simulator
+START = 1_795_621_020.0  # 2026-11-25T15:37Z, a Wednesday afternoon, mid-cycle in the simulator
 
 WRITER = """
 import sys
