@@ -81,8 +81,16 @@ class Options:
 
     @classmethod
     def quick_run(cls) -> Options:
-        """Shorter points, fewer repeats, the same sizes."""
-        return cls(duration=2.0, week_step=900, startup_repeats=1, history_polls=30, quick=True)
+        """Shorter points and fewer repeats; memory up to 100 workspaces, and the
+        1,000-workspace cycle restarts from copies of one seeded workspace."""
+        return cls(
+            duration=1.5,
+            memory_workspaces=(1, 10, 100),
+            week_step=1800,
+            startup_repeats=1,
+            history_polls=30,
+            quick=True,
+        )
 
 
 @dataclass
@@ -177,7 +185,8 @@ class Bench:
         self.report = Report()
         self._sim: Simulator | None = None
         self._per_workspace: int | None = None
-        self._states: dict[int, Path] = {}
+        self._states: dict[int, Path] = {}  # workspaces -> config whose state is seeded
+        self._state_of: dict[Path, Path] = {}  # config -> its state file
         self._counter = 0
 
     def path(self, stem: str) -> Path:
@@ -434,6 +443,7 @@ class Bench:
         finally:
             self.procs.stop(exporter.proc)  # SIGTERM: the state file is flushed
         self._states[workspaces] = config
+        self._state_of[config] = state
         return {
             "workspaces": workspaces,
             "series": count_series(text),
@@ -450,14 +460,35 @@ class Bench:
 
     # 6. One poll cycle over many workspaces ----------------------------------------
 
+    def _replicated_state(self, workspaces: int) -> Path:
+        """A config and state file of ``workspaces`` copies of one seeded workspace.
+
+        Seeding a thousand workspaces from the simulator takes minutes; their state
+        would be identical anyway (one simulated account), so one is seeded and copied.
+        """
+        progress(f"poll cycle: seeding one workspace, copying its state {workspaces} times")
+        one = self._states.get(1)
+        if one is None:
+            self._memory_point(1)
+            one = self._states[1]
+        seeded = json.loads(self._state_of[one].read_text())
+        entry = seeded["workspaces"]["ws0000"]
+        seeded["workspaces"] = {f"ws{i:04d}": entry for i in range(workspaces)}
+        state = self.path(f"cycle-{workspaces}-state.json")
+        state.write_text(json.dumps(seeded))
+        config = write_config(
+            self.path(f"cycle-{workspaces}.yaml"), self.sim.url, workspaces, state_file=state
+        )
+        self._state_of[config] = state
+        return config
+
     def poll_cycle(self) -> None:
         opts = self.options
         workspaces = opts.cycle_workspaces
         config = self._states.get(workspaces)
+        seeded = config is not None
         if config is None:
-            progress(f"poll cycle: seeding {workspaces} workspaces first")
-            self.report.memory.append(self._memory_point(workspaces))
-            config = self._states[workspaces]
+            config = self._replicated_state(workspaces)
         progress(f"poll cycle: restarting {workspaces} workspaces with {CYCLE_API_DELAY}s API")
         sim = self.sim
         sim.faults({"endpoint": "*", "times": -1, "delay": CYCLE_API_DELAY})
@@ -494,6 +525,7 @@ class Bench:
         ideal_s = per_ws * workspaces * CYCLE_API_DELAY / opts.max_concurrent
         self.report.cycle = {
             "workspaces": workspaces,
+            "state": "seeded from the API" if seeded else "copies of one seeded workspace",
             "polled": len(first_usage),
             "requests_per_workspace": per_ws,
             "cycle_s": cycle_s,
@@ -801,7 +833,8 @@ def _render_cycle(c: dict[str, Any], options: Options) -> list[str]:
     latency = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sorted(c["api_latency"].items()))
     return [
         f"### One poll cycle over {c['workspaces']:,} workspaces, API answering in "
-        f"{CYCLE_API_DELAY * 1000:.0f} ms, max_concurrent_requests {options.max_concurrent}",
+        f"{CYCLE_API_DELAY * 1000:.0f} ms, max_concurrent_requests {options.max_concurrent} "
+        f"(restart with a state file: {c['state']})",
         "",
         "| measure | value |",
         "|---|---|",
