@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 import yaml
+from support import REPO
 
 from exporter import report
 from exporter.simulator import Fault, SimState, Simulator, cycle_bounds
-from tests.support import REPO
 
 # 2026-11-20T15:37:00Z: a weekday afternoon, 13 days into the simulated cycle.
 NOW = 1_795_189_020.0
