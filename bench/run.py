@@ -1,7 +1,7 @@
 """The elevenlabs-exporter benchmark: one command, the same measurements every time.
 
-    .venv/bin/python bench/run.py            # full run, about 15 minutes on 2 cores
-    .venv/bin/python bench/run.py --quick    # shorter points, about 5 minutes
+    .venv/bin/python bench/run.py            # full run, about 10 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick    # shorter points, about 4 minutes
 
 It starts the real exporter (``python -m exporter``) against the simulated API
 (``python -m exporter.simulator``), loads it from a separate process, and prints a
