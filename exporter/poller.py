@@ -47,6 +47,7 @@ class WorkspacePoller:
         state: StateStore | None = None,
         clock: Clock = time.time,
         settings: WorkspaceConfig | None = None,
+        seed_limiter: asyncio.Semaphore | None = None,
     ) -> None:
         self.workspace = workspace
         self.base_url = base_url
@@ -75,6 +76,9 @@ class WorkspacePoller:
         self.failures = 0  # consecutive polls with at least one failed endpoint
         self.last_error: ApiError | None = None
         self._rng = random.Random()
+        # Large reads (seeding a cycle, recovering an outage) hold every row until they
+        # apply; sharing this limit keeps many workspaces from holding them all at once.
+        self.seed_limiter = seed_limiter or asyncio.Semaphore(1)
         telemetry.register_workspace(workspace)
 
     # One poll ------------------------------------------------------------------
@@ -235,8 +239,14 @@ class WorkspacePoller:
             return await self._poll_cost()
         started = time.perf_counter()
         plan = ledger.plan(self.clock())
+        heavy = bool(plan.settled or plan.cycle_only)
         try:
-            revisable, settled, cycle_only = await self._fetch(plan)
+            if heavy:
+                async with self.seed_limiter:
+                    plan = ledger.plan(self.clock())  # the clock moved while waiting
+                    revisable, settled, cycle_only = await self._fetch(plan)
+            else:
+                revisable, settled, cycle_only = await self._fetch(plan)
         except ApiError as err:
             if looks_cost_billed(err):
                 self.log.info(

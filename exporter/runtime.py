@@ -96,6 +96,10 @@ async def serve(
     limits = httpx.Limits(max_connections=config.max_concurrent_requests * 2)
     async with httpx.AsyncClient(timeout=config.request_timeout, limits=limits) as http:
         limiter = asyncio.Semaphore(config.max_concurrent_requests)
+        # Only as many workspaces seed at once as can have requests in flight: the others
+        # wait without holding rows (all pollers seeding in lockstep held every workspace's
+        # rows at once, and Python keeps such a peak).
+        seed_limiter = asyncio.Semaphore(config.max_concurrent_requests)
         pollers = []
         for ws in config.workspaces:
             client = ElevenLabsClient(
@@ -119,6 +123,7 @@ async def serve(
                     log=log,
                     state=state,
                     settings=ws,
+                    seed_limiter=seed_limiter,
                 )
             )
         tasks = [asyncio.create_task(p.run(stop), name=f"poll-{p.workspace}") for p in pollers]
