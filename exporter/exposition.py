@@ -11,11 +11,14 @@ from __future__ import annotations
 import gzip
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
+
+from exporter.render import UnsupportedError, fast_format, render
 
 GZIP_LEVEL = 6  # most of the size win at a fraction of level 9's cost
 
@@ -42,7 +45,7 @@ class ExpositionCache:
             cached = self._cache.get(key)
             if cached is not None and cached[0] == version:
                 return cached[1], content_type
-            body = encoder(self._registry)
+            body = encode(self._registry, encoder)
             if compress:
                 body = gzip.compress(body, compresslevel=GZIP_LEVEL)
             self._cache[key] = (version, body)
@@ -72,4 +75,15 @@ def render_filtered(registry: CollectorRegistry, query: str, accept: str) -> tup
     names = parse_qs(query).get("name[]", [])
     encoder, content_type = choose_encoder(accept)
     source = _Only(registry, names) if names else registry
-    return encoder(source), content_type
+    return encode(source, encoder), content_type
+
+
+def encode(source: Any, encoder: Callable[..., bytes]) -> bytes:
+    """Render with the fast formatter where it applies, else with the library's encoder."""
+    kind = fast_format(encoder)
+    if kind is not None:
+        try:
+            return render(source.collect(), openmetrics=kind == "openmetrics")
+        except UnsupportedError:
+            pass
+    return encoder(source)
