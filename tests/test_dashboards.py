@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from contract import CONTRACT_METRICS, HISTOGRAMS, SERIES_NAMES
 from dashboard_queries import (
     ALL,
     DEFAULT_BUILTINS,
@@ -44,35 +45,7 @@ GRAFANA = ROOT / "grafana"
 DASHBOARDS = load_dashboards()
 OVERVIEW_PATH = GRAFANA / "dashboards" / "elevenlabs-credits.json"
 
-# The metric contract (README "Metrics"); histograms are listed by their base name.
-CONTRACT_METRICS = frozenset(
-    {
-        "elevenlabs_credits_used_total",
-        "elevenlabs_credits_downward_revision_total",
-        "elevenlabs_cycle_credits_used",
-        "elevenlabs_subscription_credits_used",
-        "elevenlabs_subscription_credits_limit",
-        "elevenlabs_subscription_cycle_reset_timestamp_seconds",
-        "elevenlabs_subscription_cycle_length_seconds",
-        "elevenlabs_subscription_info",
-        "elevenlabs_subscription_voice_slots_used",
-        "elevenlabs_subscription_voice_slots_limit",
-        "elevenlabs_subscription_professional_voice_slots_used",
-        "elevenlabs_subscription_professional_voice_slots_limit",
-        "elevenlabs_up",
-        "elevenlabs_exporter_last_success_timestamp_seconds",
-        "elevenlabs_exporter_api_requests_total",
-        "elevenlabs_exporter_api_request_duration_seconds",
-        "elevenlabs_exporter_poll_errors_total",
-        "elevenlabs_exporter_build_info",
-    }
-)
-HISTOGRAMS = frozenset({"elevenlabs_exporter_api_request_duration_seconds"})
-QUERYABLE_METRICS = (
-    (CONTRACT_METRICS - HISTOGRAMS)
-    | {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
-    | {"ALERTS", "up"}
-)
+QUERYABLE_METRICS = SERIES_NAMES | {"ALERTS", "up"}
 ALERT_NAMES = (
     "ElevenLabsCreditBurnRate",
     "ElevenLabsCreditsExhaustedBeforeReset",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from contract import SERIES_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -53,32 +54,7 @@ CONTRACT_ALERTS = frozenset(
 )
 
 # The metric contract (every series the exporter exposes) plus Prometheus' own `up`.
-_HISTOGRAM = "elevenlabs_exporter_api_request_duration_seconds"
-EXPORTER_METRICS = frozenset(
-    {
-        "elevenlabs_credits_used_total",
-        "elevenlabs_credits_downward_revision_total",
-        "elevenlabs_cycle_credits_used",
-        "elevenlabs_subscription_credits_used",
-        "elevenlabs_subscription_credits_limit",
-        "elevenlabs_subscription_cycle_reset_timestamp_seconds",
-        "elevenlabs_subscription_cycle_length_seconds",
-        "elevenlabs_subscription_info",
-        "elevenlabs_subscription_voice_slots_used",
-        "elevenlabs_subscription_voice_slots_limit",
-        "elevenlabs_subscription_professional_voice_slots_used",
-        "elevenlabs_subscription_professional_voice_slots_limit",
-        "elevenlabs_up",
-        "elevenlabs_exporter_last_success_timestamp_seconds",
-        "elevenlabs_exporter_api_requests_total",
-        f"{_HISTOGRAM}_bucket",
-        f"{_HISTOGRAM}_sum",
-        f"{_HISTOGRAM}_count",
-        "elevenlabs_exporter_poll_errors_total",
-        "elevenlabs_exporter_build_info",
-        "up",
-    }
-)
+EXPORTER_METRICS = SERIES_NAMES | {"up"}
 
 _AGGREGATIONS = frozenset(
     {
