@@ -21,7 +21,19 @@ from prometheus_client.exposition import generate_latest as text_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om
 
-_float_to_go: Callable[[float], str] = _utils.floatToGoString  # the library leaves it untyped
+_library_float_to_go: Callable[[float], str] = _utils.floatToGoString  # untyped there
+
+
+def _float_to_go(value: float) -> str:
+    """The library's float formatting, without its checks for the common case.
+
+    Finite values below a million print as ``repr`` does; larger ones, infinities and
+    NaN get the library's Go-style treatment.
+    """
+    if -1e300 < value < 1e6:
+        return repr(float(value))
+    return _library_float_to_go(value)
+
 
 _LEGACY_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LEGACY_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

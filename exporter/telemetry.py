@@ -6,9 +6,12 @@ change as requests happen, and the library already makes them thread-safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from exporter.errors import REASONS
 
@@ -17,10 +20,40 @@ ENDPOINTS = ("usage", "subscription")
 _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+class _CachedFamilies(Collector):
+    """Yields the telemetry families, rebuilt only when the telemetry changed.
+
+    The library regenerates every child's samples on each collect; the values only
+    change when a request or a poll error is counted.
+    """
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._telemetry = telemetry
+        self._lock = threading.Lock()
+        self._cached: tuple[int, list[Metric]] = (-1, [])
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        version = self._telemetry.version  # read first: a change meanwhile rebuilds next time
+        cached_version, families = self._cached
+        if cached_version != version:
+            with self._lock:
+                families = list(self._telemetry.own_registry.collect())
+                self._cached = (version, families)
+        return iter(families)
+
+
 class Telemetry:
     """Request counts, request latency and poll errors, per workspace and endpoint."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        # The metrics live in a registry of their own; the exporter's registry sees
+        # them through a cache that rebuilds the families only after a change.
+        self.own_registry = CollectorRegistry(auto_describe=False)
+        registry.register(_CachedFamilies(self))
+        registry = self.own_registry
         self.requests = Counter(
             "elevenlabs_exporter_api_requests",
             "Requests the exporter sent to the ElevenLabs API, by HTTP status code "
