@@ -50,13 +50,11 @@ from exporter.periods import (
     When,
     check_period,
     cycle_starts,
-    describe_error,
     floor_to,
-    http_client,
+    for_each_workspace,
     human_span,
     human_time,
     iso,
-    make_client,
     parse_when,
     read_windows,
     workspaces,
@@ -491,33 +489,24 @@ def main(
             )
         with workspaces(args.config_file, args.workspace, demo=args.demo) as (config, chosen):
 
-            async def run() -> list[WorkspaceHistory] | None:
-                histories = []
-                async with http_client(config) as http:
-                    for ws in chosen:
-                        client = make_client(ws, http, config)
-                        try:
-                            histories.append(
-                                await read_history(
-                                    client,
-                                    ws,
-                                    config,
-                                    since=since,
-                                    until=until,
-                                    step=step,
-                                    now=now,
-                                    cycle_gauge=args.cycle_gauge,
-                                    err=err,
-                                    quiet=args.quiet,
-                                )
-                            )
-                        except ApiError as exc:
-                            print(f"error: {describe_error(ws, exc, config.secrets())}", file=err)
-                            return None
-                return histories
+            async def read(client: ElevenLabsClient, ws: WorkspaceConfig) -> WorkspaceHistory:
+                return await read_history(
+                    client,
+                    ws,
+                    config,
+                    since=since,
+                    until=until,
+                    step=step,
+                    now=now,
+                    cycle_gauge=args.cycle_gauge,
+                    err=err,
+                    quiet=args.quiet,
+                )
 
-            histories = asyncio.run(run())
-        if histories is None:
+            histories, failed = asyncio.run(
+                for_each_workspace(config, chosen, read, err, stop_on_error=True)
+            )
+        if failed:
             return 1
         with _destination(args.output, out) as handle:
             series, samples = write_openmetrics(handle, histories, extra)

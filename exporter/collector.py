@@ -14,7 +14,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.parse import Labels
 from exporter.snapshot import WorkspaceSnapshot
 
 POLLED = "Values come from the last successful poll of the ElevenLabs API, not from the scrape."
@@ -43,16 +42,6 @@ class UsageCollector(Collector):
         )
         build.add_metric([__version__], 1)
         yield build
-
-    @staticmethod
-    def _add_all(
-        family: Metric,
-        workspace: str,
-        values: Mapping[Labels, float],
-        add: Callable[[list[str], float], None],
-    ) -> None:
-        for labels, value in sorted(values.items()):
-            add([workspace, *labels], value)
 
     def _usage(self, snapshots: Iterable[WorkspaceSnapshot]) -> Iterator[Metric]:
         # One family per metric even when workspaces group by different dimensions:

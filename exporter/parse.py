@@ -140,13 +140,6 @@ def _find_column(
     return None
 
 
-def parse_usage_table(
-    body: Any, group_by: Sequence[str], *, start: int, end: int, interval: int
-) -> list[UsageRow]:
-    """Rows of a usage table whose bucket lies in ``[start, end)`` (see parse_usage)."""
-    return parse_usage(body, group_by, start=start, end=end, interval=interval).rows
-
-
 def parse_usage(
     body: Any,
     group_by: Sequence[str],

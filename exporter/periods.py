@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import httpx
 
@@ -42,6 +42,8 @@ from exporter.errors import ApiError
 from exporter.keys import KeyProvider
 from exporter.ledger import Window, coarse_windows
 from exporter.parse import Labels, UsageRow
+
+T = TypeVar("T")
 
 MINUTE = 60
 HOUR = 3600
@@ -292,6 +294,34 @@ def describe_error(ws: WorkspaceConfig, err: ApiError, secrets: Sequence[str] = 
 
 
 # Reading ----------------------------------------------------------------------------
+
+
+async def for_each_workspace(
+    config: Config,
+    chosen: Sequence[WorkspaceConfig],
+    read: Callable[[ElevenLabsClient, WorkspaceConfig], Awaitable[T]],
+    err: TextIO,
+    *,
+    stop_on_error: bool,
+) -> tuple[list[T], bool]:
+    """Run ``read`` for each workspace in turn, each with its own client.
+
+    An API error becomes one line on ``err`` naming the workspace and the reason (never
+    the key). With ``stop_on_error`` the first one ends the run; otherwise the other
+    workspaces are still read. Returns the results and whether anything failed.
+    """
+    results: list[T] = []
+    failed = False
+    async with http_client(config) as http:
+        for ws in chosen:
+            try:
+                results.append(await read(make_client(ws, http, config), ws))
+            except ApiError as exc:
+                print(f"error: {describe_error(ws, exc, config.secrets())}", file=err)
+                failed = True
+                if stop_on_error:
+                    break
+    return results, failed
 
 
 class Progress:

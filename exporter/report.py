@@ -31,14 +31,12 @@ from exporter.periods import (
     UsageError,
     When,
     check_period,
-    describe_error,
     describe_filter,
     floor_to,
-    http_client,
+    for_each_workspace,
     human_span,
     human_time,
     iso,
-    make_client,
     parse_filter,
     parse_group_by,
     parse_when,
@@ -368,31 +366,25 @@ def main(
         with workspaces(args.config_file, args.workspace, demo=args.demo) as (config, chosen):
             writer = Writer(args.format, out, group_by)
 
-            async def run() -> int:
-                failed = False
-                async with http_client(config) as http:
-                    for ws in chosen:
-                        client = make_client(ws, http, config)
-                        try:
-                            section = await read_section(
-                                client,
-                                ws,
-                                since=since,
-                                until=until,
-                                group_by=group_by,
-                                filters=filters,
-                                now=now,
-                                err=err,
-                                quiet=args.quiet,
-                            )
-                        except ApiError as exc:
-                            print(f"error: {describe_error(ws, exc, config.secrets())}", file=err)
-                            failed = True
-                            continue
-                        writer.write(section)
-                return 1 if failed else 0
+            async def read(client: ElevenLabsClient, ws: WorkspaceConfig) -> None:
+                writer.write(
+                    await read_section(
+                        client,
+                        ws,
+                        since=since,
+                        until=until,
+                        group_by=group_by,
+                        filters=filters,
+                        now=now,
+                        err=err,
+                        quiet=args.quiet,
+                    )
+                )
 
-            return asyncio.run(run())
+            _, failed = asyncio.run(
+                for_each_workspace(config, chosen, read, err, stop_on_error=False)
+            )
+            return 1 if failed else 0
     except (UsageError, ConfigError) as exc:
         print(exc, file=err)
         return 2

@@ -1,9 +1,8 @@
 """HTTP: /metrics, /healthz, /readyz and a landing page, on a threaded WSGI server.
 
 The server runs in its own threads and only reads snapshots, so scrapes answer in
-milliseconds whatever the API is doing. ``prometheus_client``'s WSGI app does the
-content negotiation (text or OpenMetrics) and gzip; the exposition cache renders each
-format once per change of the data.
+milliseconds whatever the API is doing. The exposition cache negotiates the format
+(text or OpenMetrics), renders each once per change of the data, and gzips it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.exposition import GZIP_LEVEL, ExpositionCache, render_filtered
@@ -34,16 +33,15 @@ def make_app(
     registry: CollectorRegistry,
     ready: ReadyCheck,
     telemetry_path: str = "/metrics",
-    version: Callable[[], int] | None = None,
+    *,
+    version: Callable[[], int],
 ) -> WSGIApp:
     """The exporter's WSGI application.
 
-    With ``version`` (a number that changes whenever any exported value may have
-    changed), scrapes are served from pre-rendered bytes; without it every scrape
-    renders afresh.
+    ``version`` is a number that changes whenever any exported value may have changed;
+    scrapes are served from bytes rendered once per version.
     """
-    metrics_app = make_wsgi_app(registry)
-    cache = ExpositionCache(registry, version) if version is not None else None
+    cache = ExpositionCache(registry, version)
     landing = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>ElevenLabs exporter</title></head>
 <body><h1>ElevenLabs exporter</h1>
@@ -61,9 +59,6 @@ def make_app(
         if method not in ("GET", "HEAD"):
             return _text(start_response, "405 Method Not Allowed", "method not allowed\n")
         if path == telemetry_path:
-            if cache is None:
-                result: Iterable[bytes] = metrics_app(environ, start_response)
-                return result
             compress = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
             accept = environ.get("HTTP_ACCEPT", "")
             if environ.get("QUERY_STRING"):  # name[] filters: render those series on demand

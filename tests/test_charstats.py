@@ -11,7 +11,7 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -201,12 +201,6 @@ def sim() -> Iterator[Simulator]:
     simulator = Simulator(SimState(frozen_at=START)).start()
     yield simulator
     simulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def no_sleep(_: float) -> None:

@@ -3,7 +3,7 @@ cost endpoint, exported as cost and charge counters."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,12 +25,6 @@ def sim() -> Iterator[Simulator]:
     simulator = Simulator(SimState(frozen_at=START, scenario="cost-billed")).start()
     yield simulator
     simulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
 
 
 def daily_truth(sim: Simulator) -> tuple[dict[str, float], dict[str, float]]:

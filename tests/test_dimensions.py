@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,12 +25,6 @@ def sim() -> Iterator[Simulator]:
     simulator = Simulator(SimState(frozen_at=START, voices=500)).start()
     yield simulator
     simulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
 
 
 def period(sim: Simulator) -> tuple[int, int]:

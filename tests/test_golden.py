@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from contract import SERIES_NAMES
 from prometheus_client import generate_latest
 
 from exporter.parse import Subscription
@@ -83,3 +84,14 @@ def test_golden_exposition_passes_promtool() -> None:
     )
     assert result.returncode == 0
     assert (result.stdout + result.stderr).strip() == ""
+
+
+def test_every_contract_metric_is_exposed() -> None:
+    """Every series name of the design's metric contract (the list the rule and dashboard
+    tests check against) is in the exposition, so rules and panels select real series."""
+    names = {
+        line.split("{")[0].split(" ")[0]
+        for line in exposition().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert SERIES_NAMES - names == set()

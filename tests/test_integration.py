@@ -7,7 +7,7 @@ when time passes; the ground truth comes from the simulator itself.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,12 +29,6 @@ def sim() -> Iterator[Simulator]:
     simulator = Simulator(SimState(frozen_at=START)).start()
     yield simulator
     simulator.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 def truth(sim: Simulator) -> dict[str, float]:
