@@ -23,13 +23,13 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from exporter.client import ElevenLabsClient
+from exporter.api.client import ElevenLabsClient
 from exporter.config import Config, KeySource, Secret, WorkspaceConfig
-from exporter.poller import WorkspacePoller
+from exporter.core.snapshot import SnapshotStore
+from exporter.core.state import StateStore
+from exporter.metrics.telemetry import Telemetry
+from exporter.polling.poller import WorkspacePoller
 from exporter.simulator import SimState, Simulator, cycle_bounds
-from exporter.snapshot import SnapshotStore
-from exporter.state import StateStore
-from exporter.telemetry import Telemetry
 
 # A fixed 31-day simulated cycle (2026-10-07 09:13:27 UTC to 2026-11-07), so every run
 # reads the same data.

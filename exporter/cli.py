@@ -17,10 +17,10 @@ import yaml
 
 from exporter import __version__
 from exporter.config import Config, ConfigError, KeySource, Secret, WorkspaceConfig, load_config
+from exporter.core.shard import parse_shard, select
 from exporter.log import configure_logging, get_logger
-from exporter.server import parse_listen_address
-from exporter.shard import parse_shard, select
-from exporter.webconfig import load_web_config
+from exporter.web.server import parse_listen_address
+from exporter.web.webconfig import load_web_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the exporter; returns the process exit code."""
     rest = sys.argv[1:] if argv is None else argv
     if rest and rest[0] == "report":
-        from exporter import report
+        from exporter.tools import report
 
         return report.main(rest[1:])
     if rest and rest[0] == "backfill":
-        from exporter import backfill
+        from exporter.tools import backfill
 
         return backfill.main(rest[1:])
     args = build_parser().parse_args(argv)

@@ -13,18 +13,18 @@ import httpx
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from exporter import __version__
-from exporter.backoff import RetryPolicy
-from exporter.charstats import CharacterStats
-from exporter.client import ElevenLabsClient
-from exporter.collector import UsageCollector
+from exporter.api.backoff import RetryPolicy
+from exporter.api.client import ElevenLabsClient
+from exporter.api.keys import KeyProvider
 from exporter.config import Config
-from exporter.keys import KeyProvider
+from exporter.core.snapshot import SnapshotStore
+from exporter.core.state import StateStore
 from exporter.log import Redactor
-from exporter.poller import WorkspacePoller
-from exporter.server import HttpServer, WSGIApp, make_app
-from exporter.snapshot import SnapshotStore
-from exporter.state import StateStore
-from exporter.telemetry import Telemetry
+from exporter.metrics.charstats import CharacterStats
+from exporter.metrics.collector import UsageCollector
+from exporter.metrics.telemetry import Telemetry
+from exporter.polling.poller import WorkspacePoller
+from exporter.web.server import HttpServer, WSGIApp, make_app
 
 # Seconds a graceful shutdown may take before in-flight requests are abandoned.
 SHUTDOWN_GRACE = 3.0

@@ -129,12 +129,12 @@ def sim_poller(
     on the simulator's (frozen) clock. ``settings`` are WorkspaceConfig fields."""
     from prometheus_client import CollectorRegistry
 
-    from exporter.client import ElevenLabsClient
+    from exporter.api.client import ElevenLabsClient
     from exporter.config import Config, KeySource, Secret, WorkspaceConfig
+    from exporter.core.snapshot import SnapshotStore
     from exporter.log import get_logger
-    from exporter.poller import WorkspacePoller
-    from exporter.snapshot import SnapshotStore
-    from exporter.telemetry import Telemetry
+    from exporter.metrics.telemetry import Telemetry
+    from exporter.polling.poller import WorkspacePoller
 
     ws = WorkspaceConfig(workspace, Secret("demo"), KeySource("demo"), sim.url, **settings)
     telemetry = Telemetry(CollectorRegistry())

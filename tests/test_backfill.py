@@ -30,8 +30,8 @@ import pytest
 import yaml
 from support import free_port
 
-from exporter import backfill
 from exporter.simulator import Fault, SimState, Simulator
+from exporter.tools import backfill
 
 NOW = 1_794_225_600.0  # 2026-11-09T12:00:00Z, in the simulated cycle that began on the 7th
 SINCE, UNTIL = "2026-11-06T00:00:00Z", "2026-11-09T00:00:00Z"

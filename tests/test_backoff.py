@@ -11,9 +11,10 @@ import httpx
 import pytest
 import respx
 
-from exporter.backoff import RetryPolicy, next_poll_delay
-from exporter.client import SUBSCRIPTION_PATH, ElevenLabsClient
-from exporter.errors import ApiError
+from exporter.api.backoff import RetryPolicy, next_poll_delay
+from exporter.api.client import ElevenLabsClient
+from exporter.api.errors import ApiError
+from exporter.api.paths import SUBSCRIPTION_PATH
 
 BASE = "https://api.example.test"
 NOW = 1_767_225_600.0

@@ -22,22 +22,17 @@ import respx
 from prometheus_client import generate_latest
 from support import run_exporter
 
-from exporter.charstats import (
-    CHARACTER_STATS_PATH,
-    COUNTERS,
-    MIN_INTERVAL,
-    CharacterStats,
-    WorkspaceGate,
-    poll_interval,
-)
-from exporter.client import ElevenLabsClient
+from exporter.api.client import ElevenLabsClient
+from exporter.api.errors import REASONS, ApiError
+from exporter.api.paths import CHARACTER_STATS_PATH
 from exporter.config import Config, KeySource, Secret, WorkspaceConfig
-from exporter.errors import REASONS, ApiError
+from exporter.core.snapshot import SnapshotStore
 from exporter.log import get_logger
-from exporter.poller import WorkspacePoller
+from exporter.metrics.charstats import COUNTERS, CharacterStats
+from exporter.polling.charstats import MIN_INTERVAL, WorkspaceGate, poll_interval
+from exporter.polling.poller import WorkspacePoller
 from exporter.runtime import build_registry
 from exporter.simulator import Fault, SimState, Simulator, cycle_bounds, hour_stats
-from exporter.snapshot import SnapshotStore
 
 BASE = "https://api.example.test"
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

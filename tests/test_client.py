@@ -9,9 +9,10 @@ import httpx
 import pytest
 import respx
 
-from exporter.client import SUBSCRIPTION_PATH, USAGE_PATH, ElevenLabsClient
-from exporter.errors import ApiError
-from exporter.parse import UsageRow
+from exporter.api.client import ElevenLabsClient
+from exporter.api.errors import ApiError
+from exporter.api.parse import UsageRow
+from exporter.api.paths import SUBSCRIPTION_PATH, USAGE_PATH
 
 BASE = "https://api.example.test"
 KEY = "sk_0123456789abcdef0123456789abcdef"

@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from support import sim_poller
 
-from exporter.collector import UsageCollector
-from exporter.cost import looks_cost_billed
-from exporter.errors import ApiError
+from exporter.api.errors import ApiError
+from exporter.core.snapshot import SnapshotStore
+from exporter.metrics.collector import UsageCollector
+from exporter.polling.cost import looks_cost_billed
 from exporter.simulator import COST_PER_CREDIT, SimState, Simulator, cycle_bounds
-from exporter.snapshot import SnapshotStore
 
 START = 1_795_621_020.0  # 2026-11-25T15:37Z, mid-cycle in the simulator
 DAY = 86400

@@ -11,10 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import http_get, run_exporter, sim_poller
 
+from exporter.core.router import OTHER
+from exporter.core.state import StateStore
 from exporter.log import get_logger
-from exporter.router import OTHER
 from exporter.simulator import Fault, SimState, Simulator, cycle_bounds
-from exporter.state import StateStore
 
 START = 1_795_621_020.0  # 2026-11-25T15:37Z, a Wednesday afternoon, mid-cycle in the simulator
 LOG = get_logger()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.errors import error_detail, missing_permission, parse_retry_after
+from exporter.api.errors import error_detail, missing_permission, parse_retry_after
 
 NOW = 1_767_225_600.0
 

@@ -6,10 +6,10 @@ import gzip
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
-from exporter.exposition import ExpositionCache
+from exporter.core.snapshot import SnapshotStore, WorkspaceSnapshot
+from exporter.metrics.exposition import ExpositionCache
 from exporter.runtime import build_registry
-from exporter.server import make_app
-from exporter.snapshot import SnapshotStore, WorkspaceSnapshot
+from exporter.web.server import make_app
 
 
 def call(app: Any, path: str = "/metrics", **environ: str) -> tuple[str, dict[str, str], bytes]:

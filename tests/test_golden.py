@@ -15,9 +15,9 @@ from pathlib import Path
 from contract import SERIES_NAMES
 from prometheus_client import generate_latest
 
-from exporter.parse import Subscription
+from exporter.api.parse import Subscription
+from exporter.core.snapshot import SnapshotStore, WorkspaceSnapshot
 from exporter.runtime import build_registry
-from exporter.snapshot import SnapshotStore, WorkspaceSnapshot
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"
 

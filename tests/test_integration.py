@@ -14,10 +14,10 @@ import httpx
 import pytest
 from support import sim_poller
 
+from exporter.core.state import StateStore
 from exporter.log import get_logger
-from exporter.poller import WorkspacePoller
+from exporter.polling.poller import WorkspacePoller
 from exporter.simulator import SimState, Simulator, cycle_bounds
-from exporter.state import StateStore
 
 # 2026-11-25T15:37:00Z: a Wednesday afternoon, 18 days into the simulated cycle.
 START = 1_795_621_020.0

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from exporter.ledger import Ledger, ReadPlan, Window, coarse_windows, fine_windows
-from exporter.parse import UsageRow
+from exporter.api.parse import UsageRow
+from exporter.core.ledger import Ledger, ReadPlan, Window, coarse_windows, fine_windows
 
 TTS = ("text_to_speech",)
 HOUR = 3600

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.ledger import Ledger, ReadPlan
-from exporter.parse import Labels, UsageRow
+from exporter.api.parse import Labels, UsageRow
+from exporter.core.ledger import Ledger, ReadPlan
 
 BUCKET = 60
 LOOKBACK = 600

@@ -5,11 +5,11 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
-from exporter.exposition import encode
-from exporter.parse import Subscription
-from exporter.render import fast_format, render
+from exporter.api.parse import Subscription
+from exporter.core.snapshot import SnapshotStore, WorkspaceSnapshot
+from exporter.metrics.exposition import encode
+from exporter.metrics.render import fast_format, render
 from exporter.runtime import build_registry
-from exporter.snapshot import SnapshotStore, WorkspaceSnapshot
 
 ACCEPTS = [
     "",

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from support import REPO
 
-from exporter import report
 from exporter.simulator import Fault, SimState, Simulator, cycle_bounds
+from exporter.tools import report
 
 # 2026-11-20T15:37:00Z: a weekday afternoon, 13 days into the simulated cycle.
 NOW = 1_795_189_020.0

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.shard import parse_shard, select, shard_of
+from exporter.core.shard import parse_shard, select, shard_of
 
 names_strategy = st.lists(st.text(min_size=1, max_size=30), unique=True, max_size=40)
 count_strategy = st.integers(min_value=1, max_value=16)
@@ -58,7 +58,10 @@ def test_known_assignments_do_not_change() -> None:
 
 def test_assignment_does_not_depend_on_python_hash_seed() -> None:
     """Two processes with different PYTHONHASHSEED agree (no use of the salted hash())."""
-    code = "from exporter.shard import shard_of; print([shard_of(f'ws-{i}', 7) for i in range(50)])"
+    code = (
+        "from exporter.core.shard import shard_of; "
+        "print([shard_of(f'ws-{i}', 7) for i in range(50)])"
+    )
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],

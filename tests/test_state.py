@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from exporter.api.errors import ApiError
+from exporter.api.parse import Subscription, UsageTable, parse_subscription, parse_usage
 from exporter.config import Config, KeySource, Secret, WorkspaceConfig
-from exporter.errors import ApiError
+from exporter.core.snapshot import SnapshotStore
+from exporter.core.state import StateStore
 from exporter.log import get_logger
-from exporter.parse import Subscription, UsageTable, parse_subscription, parse_usage
-from exporter.poller import WorkspacePoller
+from exporter.polling.poller import WorkspacePoller
 from exporter.simulator import SimState, cycle_bounds
-from exporter.snapshot import SnapshotStore
-from exporter.state import StateStore
+from exporter.simulator.tables import usage_answer
 
 LOG = get_logger()
 START = 1_795_621_020.0  # 2026-11-25T15:37Z, a Wednesday afternoon, mid-cycle in the simulator
@@ -29,7 +30,7 @@ START = 1_795_621_020.0  # 2026-11-25T15:37Z, a Wednesday afternoon, mid-cycle i
 WRITER = """
 import sys
 from pathlib import Path
-from exporter.state import write_atomically
+from exporter.core.state import write_atomically
 path = Path(sys.argv[1])
 n = 0
 while True:
@@ -86,7 +87,7 @@ class SimClient:
             "interval_seconds": interval,
             "group_by": list(group_by),
         }
-        _, body = self.state.usage(request)
+        _, body = usage_answer(self.state, request)
         return parse_usage(body, group_by, start=start, end=end, interval=interval)
 
 
@@ -95,7 +96,7 @@ def make_poller(
 ) -> WorkspacePoller:
     workspace = WorkspaceConfig("main", Secret("demo"), KeySource("demo"), "http://sim")
     config = Config(workspaces=(workspace,), lookback=lookback)
-    from exporter.telemetry import Telemetry
+    from exporter.metrics.telemetry import Telemetry
 
     return WorkspacePoller(
         workspace="main",

@@ -1,0 +1,53 @@
+"""When to try again after a failed request, and how long to wait.
+
+Within one poll a transient failure (429, 5xx, timeout, network) is retried a few
+times: after exactly what a retry header asked for, else after a capped exponential
+backoff with full jitter (so many exporters behind one rate limit do not retry in
+lockstep). A wait longer than ``cap`` is not spent inside the poll: the poller waits
+it out before its next poll instead. Auth, permission and malformed answers are not
+retried within a poll; the next poll tries again at the normal interval, because
+keys get fixed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from exporter.api.errors import ApiError
+
+RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "network"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries within one poll: how many, and the backoff's base and cap in seconds."""
+
+    max_retries: int = 2
+    base: float = 1.0
+    cap: float = 30.0
+
+    def delay(self, attempt: int, error: ApiError, rng: random.Random) -> float | None:
+        """Seconds to wait before retry number ``attempt`` (from 1), or None to give up."""
+        if error.reason not in RETRYABLE or attempt > self.max_retries:
+            return None
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.cap else None
+        return rng.uniform(0.0, min(self.cap, self.base * 2 ** (attempt - 1)))
+
+
+def next_poll_delay(
+    interval: float, failures: int, error: ApiError | None, rng: random.Random
+) -> float:
+    """Seconds until the next poll of a workspace.
+
+    The poll interval with ±5% jitter; after consecutive transient failures it doubles
+    each time up to 8x (a struggling API gets fewer requests); never sooner than a
+    retry header asked for. Auth and permission failures keep the normal interval.
+    """
+    delay = interval * rng.uniform(0.95, 1.05)
+    if error is not None and error.reason in RETRYABLE and failures > 1:
+        delay *= min(2 ** (failures - 1), 8)
+    if error is not None and error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return delay

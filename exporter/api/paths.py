@@ -1,0 +1,9 @@
+"""The ElevenLabs endpoints the exporter reads: one place for the paths.
+
+Shared by the client and by the simulator, which answers on the same paths.
+"""
+
+USAGE_PATH = "/v1/workspace/analytics/query/usage-by-product-over-time"
+COST_USAGE_PATH = "/v1/workspace/analytics/usage"
+SUBSCRIPTION_PATH = "/v1/user/subscription"
+CHARACTER_STATS_PATH = "/v1/usage/character-stats"

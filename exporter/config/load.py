@@ -1,0 +1,133 @@
+"""Building the effective config from an optional YAML file and the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.config.model import (
+    DEFAULT_BASE_URL,
+    DEFAULT_KEY_ENV,
+    ENV_OVERRIDABLE,
+    ENV_PREFIX,
+    TOP_KEYS,
+    Config,
+    ConfigError,
+    KeySource,
+    Secret,
+    WorkspaceConfig,
+)
+from exporter.config.values import (
+    default_state_file,
+    parse_base_url,
+    parse_count_from,
+    parse_duration,
+    parse_int,
+)
+from exporter.config.workspace import parse_workspace
+
+
+def load_config(
+    path: Path | None, environ: Mapping[str, str] | None = None, *, demo: bool = False
+) -> Config:
+    """Build the effective config from an optional YAML file and the environment.
+
+    Environment variables override the file. Without workspaces in the file, one
+    workspace named ``default`` is read from ``ELEVENLABS_API_KEY`` and
+    ``ELEVENLABS_BASE_URL``. With ``demo`` the workspaces are left empty: the caller
+    points one at the embedded simulator.
+    """
+    env = dict(os.environ if environ is None else environ)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError("config.file", f"cannot read {path}: {err.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError("config.file", f"{path} is not valid YAML{where}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError("config.file", f"{path} must hold a mapping of keys")
+        raw = dict(loaded or {})
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise ConfigError(str(key), "unknown key")
+    for key in ENV_OVERRIDABLE:
+        env_name = ENV_PREFIX + key.upper()
+        if env_name in env:
+            raw[key] = env[env_name]
+
+    poll_interval = parse_duration(raw.get("poll_interval", 60), "poll_interval")
+    if poll_interval < 1:
+        raise ConfigError("poll_interval", "must be at least 1s")
+    bucket = parse_duration(raw.get("bucket", 60), "bucket")
+    if bucket != int(bucket) or bucket < 60 or 3600 % bucket:
+        raise ConfigError("bucket", "must be whole seconds, at least 60s, and divide one hour")
+    lookback = parse_duration(raw.get("lookback", "2h"), "lookback")
+    if lookback % bucket or lookback < 2 * bucket:
+        raise ConfigError("lookback", "must be a multiple of bucket and at least two buckets")
+    count_from = parse_count_from(raw.get("count_from", "billing_cycle"))
+    request_timeout = parse_duration(raw.get("request_timeout", 30), "request_timeout")
+    max_concurrent = parse_int(raw.get("max_concurrent_requests", 4), "max_concurrent_requests", 1)
+    max_retries = parse_int(raw.get("max_retries", 2), "max_retries", 0)
+
+    state_file: Path | None
+    if "state_file" in raw:
+        value = raw["state_file"]
+        if value is None or value in ("", "null", "none"):
+            state_file = None
+        elif isinstance(value, str):
+            state_file = Path(value)
+        else:
+            raise ConfigError("state_file", f"expected a file path or null, got {value!r}")
+    else:
+        state_file = None if demo else default_state_file(env)
+
+    default_base = parse_base_url(
+        env.get("ELEVENLABS_BASE_URL", DEFAULT_BASE_URL), "ELEVENLABS_BASE_URL"
+    )
+    workspaces: list[WorkspaceConfig] = []
+    if not demo:
+        raw_list = raw.get("workspaces")
+        if raw_list is None:
+            key = env.get(DEFAULT_KEY_ENV, "").strip()
+            if not key:
+                raise ConfigError(
+                    "workspaces",
+                    f"no workspace configured: set {DEFAULT_KEY_ENV}, list workspaces in "
+                    "--config.file, or run with --demo",
+                )
+            workspaces.append(
+                WorkspaceConfig(
+                    "default", Secret(key), KeySource("env", DEFAULT_KEY_ENV), default_base
+                )
+            )
+        else:
+            if not isinstance(raw_list, list) or not raw_list:
+                raise ConfigError("workspaces", "expected a non-empty list")
+            for index, item in enumerate(raw_list):
+                workspaces.append(parse_workspace(item, index, env, default_base))
+            names = [ws.name for ws in workspaces]
+            for name in names:
+                if names.count(name) > 1:
+                    raise ConfigError("workspaces", f"duplicate workspace name {name!r}")
+
+    return Config(
+        workspaces=tuple(workspaces),
+        poll_interval=poll_interval,
+        lookback=int(lookback),
+        bucket=int(bucket),
+        count_from=count_from,
+        state_file=state_file,
+        request_timeout=request_timeout,
+        max_concurrent_requests=max_concurrent,
+        max_retries=max_retries,
+    )

@@ -1,0 +1,1 @@
+"""Pure bookkeeping, no I/O but the state file: ledger, series router, billing cycle, snapshots."""

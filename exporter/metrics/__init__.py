@@ -1,0 +1,1 @@
+"""From snapshots to the exposition: one collector per source, telemetry, rendering."""

@@ -1,0 +1,1 @@
+"""Poll loops: one per workspace, one source per kind of data, the only callers of the client."""

@@ -1,0 +1,234 @@
+"""The simulator's HTTP handler: authentication, scenarios, faults and answers.
+
+It answers on the real API's paths (shared with the client in
+:mod:`exporter.api.paths`), checks the ``xi-api-key`` header, plays the scenario
+(a rejected key, a missing permission, a cost-billed workspace), applies scripted
+faults (delays, resets, truncated or drifted tables) and otherwise answers like the
+real endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from exporter.api.paths import (
+    CHARACTER_STATS_PATH,
+    COST_USAGE_PATH,
+    SUBSCRIPTION_PATH,
+    USAGE_PATH,
+)
+from exporter.simulator.charstats import character_stats
+from exporter.simulator.control import control
+from exporter.simulator.model import Fault, SimState
+from exporter.simulator.tables import usage_answer
+
+
+def make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to one simulated account."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle's algorithm the body waits
+        # for the client's delayed ACK (40 ms on Linux) on every keep-alive request.
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _send(
+            self,
+            status: int,
+            body: Any,
+            headers: dict[str, str] | None = None,
+            raw: bytes | None = None,
+            content_type: str = "application/json",
+        ) -> None:
+            data = raw if raw is not None else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                return json.loads(raw) if raw else {}
+            except ValueError:
+                return None
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def _dispatch(self, method: str) -> None:
+            url = urlparse(self.path)
+            if url.path.startswith("/_sim/"):
+                raw = self._body() if method == "POST" else {}
+                with state.lock:
+                    answer = control(
+                        state,
+                        method,
+                        url.path,
+                        parse_qs(url.query),
+                        raw if isinstance(raw, dict) else {},
+                    )
+                self._send(*answer)
+                return
+            body = self._body() if method == "POST" else None
+            endpoint = {
+                USAGE_PATH: "usage",
+                SUBSCRIPTION_PATH: "subscription",
+                COST_USAGE_PATH: "cost_usage",
+                CHARACTER_STATS_PATH: "character_stats",
+            }.get(url.path)
+            with state.lock:
+                state.requests.append(
+                    {"endpoint": endpoint or url.path, "body": body, "at": time.time()}
+                )
+            if endpoint is None:
+                self._send(404, {"detail": "Not Found"})
+                return
+            if state.api_key is not None and self.headers.get("xi-api-key") != state.api_key:
+                self._send(
+                    401, {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
+                )
+                return
+            if state.scenario == "key-rejected":
+                self._send(
+                    401, {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
+                )
+                return
+            if state.scenario == "missing-permission" and endpoint == "usage":
+                self._send(
+                    401,
+                    {
+                        "detail": {
+                            "status": "missing_permissions",
+                            "message": "The API key you used is missing the permission "
+                            "workspace_analytics_full_read to execute this operation.",
+                        }
+                    },
+                )
+                return
+            if state.scenario == "cost-billed" and endpoint == "usage":
+                self._send(
+                    400,
+                    {
+                        "detail": {
+                            "code": "workspace_billed_in_currency",
+                            "message": "This workspace is billed in currency, not credits. Use "
+                            "/v1/workspace/analytics/usage for its usage.",
+                        }
+                    },
+                )
+                return
+            if state.scenario != "cost-billed" and endpoint == "cost_usage":
+                self._send(
+                    400,
+                    {
+                        "detail": {
+                            "code": "workspace_billed_in_credits",
+                            "message": "This workspace is billed in credits.",
+                        }
+                    },
+                )
+                return
+            fault = state.take_fault(endpoint)
+            if fault is not None and self._apply_fault(fault, endpoint, body):
+                return
+            self._answer(endpoint, body)
+
+        def _answer(self, endpoint: str, body: Any) -> None:
+            with state.lock:
+                if endpoint == "subscription":
+                    self._send(200, state.subscription())
+                    return
+                if endpoint == "character_stats":
+                    self._send(*character_stats(state, parse_qs(urlparse(self.path).query)))
+                    return
+                if not isinstance(body, dict):
+                    self._send(400, {"detail": {"code": "invalid_json", "message": "bad body"}})
+                    return
+                status, answer = usage_answer(state, body, cost=endpoint == "cost_usage")
+            self._send(status, answer)
+
+        def _apply_fault(self, fault: Fault, endpoint: str, body: Any) -> bool:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.action == "reset":
+                self.close_connection = True
+                self.connection.close()
+                return True
+            if fault.action == "html":
+                self._send(
+                    fault.status or 502,
+                    None,
+                    raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+                    content_type="text/html",
+                )
+                return True
+            if fault.action in ("truncate", "drop_column", "reorder", "extra_column", "nulls"):
+                with state.lock:
+                    answer = (
+                        state.subscription()
+                        if endpoint == "subscription"
+                        else usage_answer(state, body)[1]
+                    )
+                if fault.action == "truncate":
+                    data = json.dumps(answer).encode()
+                    self._send(200, None, raw=data[: len(data) // 2])
+                    return True
+                self._send(200, _distort(answer, fault.action))
+                return True
+            if fault.status is not None:
+                raw = fault.body.encode() if fault.body is not None else None
+                self._send(
+                    fault.status,
+                    {"detail": {"status": "error", "message": "injected"}},
+                    headers=fault.headers,
+                    raw=raw,
+                )
+                return True
+            return False  # a pure delay: answer normally
+
+    return Handler
+
+
+def _distort(answer: dict[str, Any], action: str) -> dict[str, Any]:
+    """A copy of a usage table drifted the way real tables drift."""
+    columns = list(answer.get("columns", []))
+    rows = [list(r) for r in answer.get("rows", [])]
+    if not columns:
+        return answer
+    if action == "drop_column" and "credits_used" in columns:
+        index = columns.index("credits_used")
+        columns.pop(index)
+        rows = [r[:index] + r[index + 1 :] for r in rows]
+        return {"columns": columns, "rows": rows}
+    if action == "reorder":
+        order = list(reversed(range(len(columns))))
+        return {
+            "columns": [columns[i] for i in order],
+            "rows": [[r[i] for i in order] for r in rows],
+            "column_types": [answer["column_types"][i] for i in order],
+            "column_units": [answer["column_units"][i] for i in order],
+        }
+    if action == "extra_column":
+        return {
+            "columns": [*columns, "model_name"],
+            "rows": [[*r, "Multilingual v2"] for r in rows],
+        }
+    if action == "nulls" and "product_type_label" in columns:
+        index = columns.index("product_type_label")
+        return {"columns": columns, "rows": [[*r[:index], None, *r[index + 1 :]] for r in rows]}
+    return answer

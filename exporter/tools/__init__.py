@@ -1,0 +1,1 @@
+"""One-off commands beside the exporter: report and backfill."""

@@ -1,0 +1,1 @@
+"""HTTP serving: /metrics and the health endpoints, TLS and basic auth."""
