@@ -3,7 +3,9 @@
 
 The JSON files are what users import and what the tests check; this script is how they
 are made, so that ids, grid positions, datasource references and selectors stay
-consistent. Edit the definitions here, then run (standard library only)::
+consistent. Each dashboard row is one function that adds its panels, in order and with
+their sizes, to a :class:`Grid`, which works out the positions. Edit the definitions
+here, then run (standard library only)::
 
     python grafana/generate.py           # rewrite grafana/dashboards/*.json
     python grafana/generate.py --check   # exit 1 if a committed file is out of date
@@ -80,17 +82,44 @@ PROJECTION_RATE = f"({spend_rate('$projection_window')} or {USED} * 0)"
 PROJECTED = f"{USED} + {PROJECTION_RATE} * {SECONDS_TO_RESET}"
 
 
-class Dashboard:
-    """Collects panels in order and hands out panel ids."""
+class Grid:
+    """Places panels on Grafana's 24-column grid and hands out panel ids.
+
+    Grafana stores absolute positions. Stated by hand, every panel added or resized
+    shifts the `y` of everything below it; here positions follow from the order and the
+    sizes: panels go left to right, a panel that does not fit starts a new line below
+    the tallest panel of the current one, and a row header starts a line of its own.
+    """
+
+    COLUMNS = 24
 
     def __init__(self) -> None:
         self.panels: list[Json] = []
+        self._x = 0
+        self._y = 0
+        self._line_height = 0
 
-    def add(self, panel: Json, x: int, y: int, w: int, h: int) -> None:
-        """Place `panel` at the grid rectangle (x, y, w, h) and give it the next id."""
+    def row(self, title: str) -> None:
+        """Start an expanded row called `title` below everything placed so far."""
+        self._new_line()
+        self._place(row_header(title), self.COLUMNS, 1)
+
+    def add(self, *panels: Json, w: int, h: int) -> None:
+        """Place each of `panels`, `w` columns wide and `h` high, after the previous one."""
+        for panel in panels:
+            if self._x + w > self.COLUMNS:
+                self._new_line()
+            self._place(panel, w, h)
+
+    def _new_line(self) -> None:
+        self._x, self._y, self._line_height = 0, self._y + self._line_height, 0
+
+    def _place(self, panel: Json, w: int, h: int) -> None:
         panel["id"] = len(self.panels) + 1
-        panel["gridPos"] = {"h": h, "w": w, "x": x, "y": y}
+        panel["gridPos"] = {"h": h, "w": w, "x": self._x, "y": self._y}
         self.panels.append(panel)
+        self._x += w
+        self._line_height = max(self._line_height, h)
 
 
 def target(
@@ -138,7 +167,7 @@ def value_mappings(mapping: dict[str, tuple[str, str]]) -> list[Json]:
     ]
 
 
-def row(title: str) -> Json:
+def row_header(title: str) -> Json:
     """An expanded row header."""
     return {"collapsed": False, "panels": [], "title": title, "type": "row"}
 
@@ -323,13 +352,10 @@ def runbook_link(alertname: str) -> str:
     return f"{RUNBOOK_URL}#{alertname.lower()}"
 
 
-def credits_overview() -> Json:
-    """The overview dashboard: spend, projection, per-product use, alerts, exporter health."""
-    d = Dashboard()
-
-    # --- This billing cycle -------------------------------------------------------------
-    d.add(row("This billing cycle"), 0, 0, 24, 1)
-    d.add(
+def billing_cycle_row(grid: Grid) -> None:
+    """Where the cycle stands: the numbers ElevenLabs bills by, and where they are headed."""
+    grid.row("This billing cycle")
+    grid.add(
         stat(
             "Credits used this cycle",
             "Credits used since the current billing cycle began, as ElevenLabs' subscription "
@@ -339,12 +365,6 @@ def credits_overview() -> Json:
             unit="locale",
             decimals=0,
         ),
-        0,
-        1,
-        3,
-        4,
-    )
-    d.add(
         stat(
             "Cycle credit limit",
             "Credits the plan allows per billing cycle (character_limit), per workspace.",
@@ -352,12 +372,6 @@ def credits_overview() -> Json:
             unit="locale",
             decimals=0,
         ),
-        3,
-        1,
-        3,
-        4,
-    )
-    d.add(
         stat(
             "Share of limit used",
             "Credits used this cycle as a share of the cycle limit. Orange from 90% and red "
@@ -367,12 +381,6 @@ def credits_overview() -> Json:
             decimals=1,
             color_thresholds=thresholds("green", *QUOTA_THRESHOLDS),
         ),
-        6,
-        1,
-        3,
-        4,
-    )
-    d.add(
         stat(
             "Credits remaining",
             "Credits left until the cycle limit (limit minus used, never below 0).",
@@ -380,12 +388,6 @@ def credits_overview() -> Json:
             unit="locale",
             decimals=0,
         ),
-        9,
-        1,
-        3,
-        4,
-    )
-    d.add(
         stat(
             "Projected use at reset",
             "Credits this cycle will have used at the next reset if spending continues at "
@@ -395,12 +397,6 @@ def credits_overview() -> Json:
             unit="locale",
             decimals=0,
         ),
-        12,
-        1,
-        3,
-        4,
-    )
-    d.add(
         stat(
             "Projected share of limit at reset",
             "The projected use at reset as a share of the cycle limit; above 100% the credits "
@@ -410,12 +406,6 @@ def credits_overview() -> Json:
             decimals=0,
             color_thresholds=thresholds("green", (80.0, "orange"), (100.0, "red")),
         ),
-        15,
-        1,
-        3,
-        4,
-    )
-    d.add(
         stat(
             "Time until reset",
             "Time left until the credit counter of the billing cycle resets "
@@ -425,36 +415,35 @@ def credits_overview() -> Json:
             decimals=2,
             graph=False,
         ),
-        18,
-        1,
-        3,
-        4,
-    )
-    d.add(
-        stat(
-            "Plan",
-            "The subscription tier and its status, per workspace (elevenlabs_subscription_info).",
-            [
-                target(
-                    "max by (workspace, tier, status, billing_period) "
-                    f"(elevenlabs_subscription_info{{{WS}}})",
-                    "{{tier}} ({{status}}, {{billing_period}})",
-                )
-            ],
-            unit="none",
-            decimals=0,
-            text_mode="name",
-            graph=False,
-        ),
-        21,
-        1,
-        3,
-        4,
+        plan_stat(),
+        w=3,
+        h=4,
     )
 
-    # --- Spend over time ----------------------------------------------------------------
-    d.add(row("Spend over time"), 0, 5, 24, 1)
-    d.add(
+
+def plan_stat() -> Json:
+    """The plan's tier and status as text, since they explain the limit beside it."""
+    return stat(
+        "Plan",
+        "The subscription tier and its status, per workspace (elevenlabs_subscription_info).",
+        [
+            target(
+                "max by (workspace, tier, status, billing_period) "
+                f"(elevenlabs_subscription_info{{{WS}}})",
+                "{{tier}} ({{status}}, {{billing_period}})",
+            )
+        ],
+        unit="none",
+        decimals=0,
+        text_mode="name",
+        graph=False,
+    )
+
+
+def spend_row(grid: Grid) -> None:
+    """How fast the credits go, by product and against even spend, and the cycle so far."""
+    grid.row("Spend over time")
+    grid.add(
         timeseries(
             "Credits per minute by product",
             "Spend rate per product, stacked: credits per minute over $__rate_interval, summed "
@@ -471,12 +460,6 @@ def credits_overview() -> Json:
             stacked=True,
             fill=30,
         ),
-        0,
-        6,
-        8,
-        8,
-    )
-    d.add(
         timeseries(
             "Spend rate against even spend",
             "Credits per minute spent (over $__rate_interval and averaged over the last hour) "
@@ -491,62 +474,58 @@ def credits_overview() -> Json:
             decimals=2,
             overrides=[override("C", DASHED, NO_FILL, fixed_color("red"))],
         ),
-        8,
-        6,
-        8,
-        8,
-    )
-    burn_rate_targets = [
-        target(f"{spend_rate(window)} / {EVEN_SPEND}", f"{{{{workspace}}}} {window}", ref_id)
-        for ref_id, window in (("A", "5m"), ("B", "1h"), ("C", "6h"), ("D", "1d"))
-    ]
-    d.add(
         timeseries(
             "Burn rate (multiple of even spend)",
             "How many times faster than even spend the credits go, averaged over 5m, 1h, 6h "
             "and 1d. 1 spends exactly the limit by the reset. The dashed lines are where "
             "ElevenLabsCreditBurnRate fires: 3 (warning, over 1d and 2h), 6 (over 6h and 30m) "
             "and 14.4 (over 1h and 5m).",
-            burn_rate_targets,
+            [
+                target(f"{spend_rate(window)} / {EVEN_SPEND}", f"{{{{workspace}}}} {window}", ref)
+                for ref, window in (("A", "5m"), ("B", "1h"), ("C", "6h"), ("D", "1d"))
+            ],
             unit="suffix:×",
             decimals=1,
             color_thresholds=thresholds("transparent", *BURN_RATE_THRESHOLDS),
         ),
-        16,
-        6,
-        8,
-        8,
+        w=8,
+        h=8,
     )
-    d.add(
-        timeseries(
-            "Cycle use against the limit",
-            "Credits used since the cycle began, stacked by product, against the cycle limit "
-            "(red) and the use projected at the reset at the last $projection_window's "
-            "average rate (dashed). Summed over the selected workspaces; the projection "
-            "covers all products.",
-            [
-                target(
-                    f"sum by (product_type) (elevenlabs_cycle_credits_used{{{PROD}}})",
-                    "{{product_type}}",
-                ),
-                target(f"sum({LIMIT})", "limit", "B"),
-                target(f"sum({PROJECTED})", "projected at reset", "C"),
-            ],
-            unit="locale",
-            decimals=0,
-            stacked=True,
-            fill=30,
-            overrides=[
-                override("B", UNSTACKED, NO_FILL, fixed_color("red"), ("custom.lineWidth", 2)),
-                override("C", UNSTACKED, NO_FILL, DASHED, fixed_color("purple")),
-            ],
-        ),
-        0,
-        14,
-        12,
-        9,
+    grid.add(cycle_use_panel(), credits_per_bucket_panel(), w=12, h=9)
+
+
+def cycle_use_panel() -> Json:
+    """The cycle's use by product against the limit and the projection, on one axis, so
+    the gap between projection and limit reads as the margin left."""
+    return timeseries(
+        "Cycle use against the limit",
+        "Credits used since the cycle began, stacked by product, against the cycle limit "
+        "(red) and the use projected at the reset at the last $projection_window's "
+        "average rate (dashed). Summed over the selected workspaces; the projection "
+        "covers all products.",
+        [
+            target(
+                f"sum by (product_type) (elevenlabs_cycle_credits_used{{{PROD}}})",
+                "{{product_type}}",
+            ),
+            target(f"sum({LIMIT})", "limit", "B"),
+            target(f"sum({PROJECTED})", "projected at reset", "C"),
+        ],
+        unit="locale",
+        decimals=0,
+        stacked=True,
+        fill=30,
+        overrides=[
+            override("B", UNSTACKED, NO_FILL, fixed_color("red"), ("custom.lineWidth", 2)),
+            override("C", UNSTACKED, NO_FILL, DASHED, fixed_color("purple")),
+        ],
     )
-    per_bucket = timeseries(
+
+
+def credits_per_bucket_panel() -> Json:
+    """Bars of the credits per hour, day or week; the panel's min interval is the chosen
+    bucket, so `$__interval` (and so each bar) is never shorter than one bucket."""
+    panel = timeseries(
         "Credits per ${usage_bucket} by product",
         "Credits used in each ${usage_bucket} (the 'Usage per' variable: hour, day or week), "
         "stacked by product and summed over the selected workspaces. Each bar covers the "
@@ -564,11 +543,13 @@ def credits_overview() -> Json:
         bars=True,
         legend_calcs=("sum",),
     )
-    per_bucket["interval"] = "$usage_bucket"
-    d.add(per_bucket, 12, 14, 12, 9)
+    panel["interval"] = "$usage_bucket"
+    return panel
 
-    # --- Where the credits go -----------------------------------------------------------
-    d.add(row("Where the credits go"), 0, 23, 24, 1)
+
+def breakdown_row(grid: Grid) -> None:
+    """Which products the credits went to, today, this week and this cycle."""
+    grid.row("Where the credits go")
     today = bargauge(
         "Today so far by product",
         "Credits used per product since midnight (dashboard time zone), summed over the "
@@ -584,59 +565,70 @@ def credits_overview() -> Json:
         ],
         unit="locale",
     )
+    # The panel's own time range: from midnight, whatever range the dashboard shows.
     today["timeFrom"] = "now/d"
-    d.add(today, 0, 24, 8, 8)
-    d.add(
-        bargauge(
-            "Last 7 days by product",
-            "Credits used per product in the 7 days before the end of the time range, summed "
-            "over the selected workspaces (counts what Prometheus saw).",
-            [
-                target(
-                    "sum by (product_type) "
-                    f"(increase(elevenlabs_credits_used_total{{{PROD}}}[7d]))",
-                    "{{product_type}}",
-                    instant=True,
-                )
-            ],
-            unit="locale",
-        ),
-        8,
-        24,
-        8,
-        8,
+    week = bargauge(
+        "Last 7 days by product",
+        "Credits used per product in the 7 days before the end of the time range, summed "
+        "over the selected workspaces (counts what Prometheus saw).",
+        [
+            target(
+                f"sum by (product_type) (increase(elevenlabs_credits_used_total{{{PROD}}}[7d]))",
+                "{{product_type}}",
+                instant=True,
+            )
+        ],
+        unit="locale",
     )
-    d.add(
-        bargauge(
-            "This cycle by product",
-            "Credits used per product since the current billing cycle began, from the "
-            "exporter's usage ledger, summed over the selected workspaces.",
-            [
-                target(
-                    f"sum by (product_type) (elevenlabs_cycle_credits_used{{{PROD}}})",
-                    "{{product_type}}",
-                    instant=True,
-                )
-            ],
-            unit="locale",
+    cycle = bargauge(
+        "This cycle by product",
+        "Credits used per product since the current billing cycle began, from the "
+        "exporter's usage ledger, summed over the selected workspaces.",
+        [
+            target(
+                f"sum by (product_type) (elevenlabs_cycle_credits_used{{{PROD}}})",
+                "{{product_type}}",
+                instant=True,
+            )
+        ],
+        unit="locale",
+    )
+    grid.add(today, week, cycle, w=8, h=8)
+
+
+def alerts_row(grid: Grid) -> None:
+    """What Prometheus is alerting on, and the subscription's other limits."""
+    grid.row("Alerts and subscription")
+    grid.add(alert_state_panel(), w=16, h=6)
+    grid.add(
+        slots_stat(
+            "Voice slots",
+            "Voice slots in use and the plan's limit, per workspace.",
+            "elevenlabs_subscription_voice_slots",
         ),
-        16,
-        24,
-        8,
-        8,
+        slots_stat(
+            "Professional voice slots",
+            "Professional voice clone slots in use and the plan's limit, per workspace.",
+            "elevenlabs_subscription_professional_voice_slots",
+        ),
+        w=4,
+        h=6,
     )
 
-    # --- Alerts and subscription --------------------------------------------------------
-    d.add(row("Alerts and subscription"), 0, 32, 24, 1)
-    alert_state = stat(
+
+def alert_state_panel() -> Json:
+    """One tile per contract alert, each linking to its runbook section, so the way from
+    "firing" to "what to do" is one click."""
+    ref_ids = [chr(ord("A") + index) for index in range(len(ALERT_NAMES))]
+    panel = stat(
         "Alert state",
         "State of each ElevenLabs alert in Prometheus (ALERTS), across all workspaces: OK, "
         "Pending or Firing. Click a tile for the alert's runbook. Firing alerts also appear "
         "as red annotations on the time series. Shows OK when the project's alert rules "
         "are not loaded into this Prometheus.",
         [
-            target(alert_state_expr(name), name, chr(ord("A") + index))
-            for index, name in enumerate(ALERT_NAMES)
+            target(alert_state_expr(name), name, ref)
+            for ref, name in zip(ref_ids, ALERT_NAMES, strict=True)
         ],
         unit="none",
         decimals=0,
@@ -648,109 +640,51 @@ def credits_overview() -> Json:
         graph=False,
         color_mode="background",
     )
-    alert_state["fieldConfig"]["overrides"] = [
+    panel["fieldConfig"]["overrides"] = [
         override(
-            chr(ord("A") + index),
+            ref,
             (
                 "links",
                 [{"targetBlank": True, "title": f"Runbook: {name}", "url": runbook_link(name)}],
             ),
         )
-        for index, name in enumerate(ALERT_NAMES)
+        for ref, name in zip(ref_ids, ALERT_NAMES, strict=True)
     ]
-    d.add(alert_state, 0, 33, 16, 6)
-    d.add(
-        stat(
-            "Voice slots",
-            "Voice slots in use and the plan's limit, per workspace.",
-            [
-                target(
-                    f"max by (workspace) (elevenlabs_subscription_voice_slots_used{{{WS}}})",
-                    "{{workspace}} used",
-                ),
-                target(
-                    f"max by (workspace) (elevenlabs_subscription_voice_slots_limit{{{WS}}})",
-                    "{{workspace}} limit",
-                    "B",
-                ),
-            ],
-            unit="none",
-            decimals=0,
-            text_mode="value_and_name",
-            graph=False,
-        ),
-        16,
-        33,
-        4,
-        6,
-    )
-    d.add(
-        stat(
-            "Professional voice slots",
-            "Professional voice clone slots in use and the plan's limit, per workspace.",
-            [
-                target(
-                    "max by (workspace) "
-                    f"(elevenlabs_subscription_professional_voice_slots_used{{{WS}}})",
-                    "{{workspace}} used",
-                ),
-                target(
-                    "max by (workspace) "
-                    f"(elevenlabs_subscription_professional_voice_slots_limit{{{WS}}})",
-                    "{{workspace}} limit",
-                    "B",
-                ),
-            ],
-            unit="none",
-            decimals=0,
-            text_mode="value_and_name",
-            graph=False,
-        ),
-        20,
-        33,
-        4,
-        6,
+    return panel
+
+
+def slots_stat(title: str, description: str, metric: str) -> Json:
+    """Slots of a kind in use beside the plan's limit; `metric` lacks `_used`/`_limit`."""
+    return stat(
+        title,
+        description,
+        [
+            target(f"max by (workspace) ({metric}_used{{{WS}}})", "{{workspace}} used"),
+            target(f"max by (workspace) ({metric}_limit{{{WS}}})", "{{workspace}} limit", "B"),
+        ],
+        unit="none",
+        decimals=0,
+        text_mode="value_and_name",
+        graph=False,
     )
 
-    # --- Exporter health ----------------------------------------------------------------
-    d.add(row("Exporter health"), 0, 39, 24, 1)
-    d.add(
-        stat(
+
+def health_row(grid: Grid) -> None:
+    """Whether the numbers above can be trusted: polling, scraping, errors and latency."""
+    grid.row("Exporter health")
+    grid.add(
+        up_stat(
             "ElevenLabs polling",
             "Whether the last poll of every ElevenLabs endpoint succeeded, per workspace "
             "(elevenlabs_up). Failing for 10 minutes fires ElevenLabsAPIPollingFailing.",
-            [target(f"min by (workspace) (elevenlabs_up{{{WS}}})", "{{workspace}}")],
-            unit="none",
-            decimals=0,
-            color_thresholds=thresholds("red", (1.0, "green")),
-            mappings=UP_MAPPINGS,
-            graph=False,
-            color_mode="background",
+            target(f"min by (workspace) (elevenlabs_up{{{WS}}})", "{{workspace}}"),
         ),
-        0,
-        40,
-        6,
-        4,
-    )
-    d.add(
-        stat(
+        up_stat(
             "Exporter scrape",
             "Whether Prometheus can scrape the exporter, per instance (up). Failing for 5 "
             "minutes fires ElevenLabsExporterDown.",
-            [target(f"min by (instance) (up{{{JOB}}})", "{{instance}}")],
-            unit="none",
-            decimals=0,
-            color_thresholds=thresholds("red", (1.0, "green")),
-            mappings=UP_MAPPINGS,
-            graph=False,
-            color_mode="background",
+            target(f"min by (instance) (up{{{JOB}}})", "{{instance}}"),
         ),
-        6,
-        40,
-        6,
-        4,
-    )
-    d.add(
         stat(
             "Exporter version",
             "The version of the running exporter (elevenlabs_exporter_build_info).",
@@ -765,12 +699,6 @@ def credits_overview() -> Json:
             text_mode="name",
             graph=False,
         ),
-        12,
-        40,
-        6,
-        4,
-    )
-    d.add(
         stat(
             "Credits revised downward",
             "Credits the ElevenLabs usage data later revised away within the time range. "
@@ -786,12 +714,30 @@ def credits_overview() -> Json:
             decimals=0,
             graph=False,
         ),
-        18,
-        40,
-        6,
-        4,
+        w=6,
+        h=4,
     )
-    d.add(
+    grid.add(*polling_panels(), *api_request_panels(), w=12, h=8)
+
+
+def up_stat(title: str, description: str, query: Json) -> Json:
+    """A red or green tile per series of a 0/1 health query, readable at a glance."""
+    return stat(
+        title,
+        description,
+        [query],
+        unit="none",
+        decimals=0,
+        color_thresholds=thresholds("red", (1.0, "green")),
+        mappings=UP_MAPPINGS,
+        graph=False,
+        color_mode="background",
+    )
+
+
+def polling_panels() -> list[Json]:
+    """How stale the data is and why polls fail: the first look when an alert fires."""
+    return [
         timeseries(
             "Age of last successful poll",
             "Time since the last successful poll of each endpoint, per workspace. It grows "
@@ -808,12 +754,6 @@ def credits_overview() -> Json:
             decimals=0,
             color_thresholds=thresholds("transparent", (float(STALE_AFTER_SECONDS), "red")),
         ),
-        0,
-        44,
-        12,
-        8,
-    )
-    d.add(
         timeseries(
             "Poll errors by reason",
             "Failed polls per minute by reason (auth, permission, rate_limited, server_error, "
@@ -831,36 +771,29 @@ def credits_overview() -> Json:
             decimals=2,
             legend_calcs=("max",),
         ),
-        12,
-        44,
-        12,
-        8,
-    )
-    latency_targets = [
-        target(
-            f"histogram_quantile({quantile}, sum by (endpoint, le) "
-            "(rate(elevenlabs_exporter_api_request_duration_seconds_bucket"
-            f"{{{WS}}}[$__rate_interval])))",
-            f"{{{{endpoint}}}} p{label}",
-            ref_id,
-        )
-        for ref_id, quantile, label in (("A", "0.5", "50"), ("B", "0.99", "99"))
     ]
-    d.add(
+
+
+def api_request_panels() -> list[Json]:
+    """How the ElevenLabs API answers: slow or refused requests explain failing polls."""
+    return [
         timeseries(
             "API request latency",
             "How long the ElevenLabs API took to answer, per endpoint: median and 99th "
             "percentile over $__rate_interval, from the exporter's request histogram.",
-            latency_targets,
+            [
+                target(
+                    f"histogram_quantile({quantile}, sum by (endpoint, le) "
+                    "(rate(elevenlabs_exporter_api_request_duration_seconds_bucket"
+                    f"{{{WS}}}[$__rate_interval])))",
+                    f"{{{{endpoint}}}} p{label}",
+                    ref_id,
+                )
+                for ref_id, quantile, label in (("A", "0.5", "50"), ("B", "0.99", "99"))
+            ],
             unit="s",
             decimals=2,
         ),
-        0,
-        52,
-        12,
-        8,
-    )
-    d.add(
         timeseries(
             "API requests by status code",
             "Requests per minute the exporter sent to the ElevenLabs API, by endpoint and "
@@ -876,12 +809,53 @@ def credits_overview() -> Json:
             unit="count:requests/min",
             decimals=2,
         ),
-        12,
-        52,
-        12,
-        8,
-    )
+    ]
 
+
+# The overview's rows, top to bottom.
+OVERVIEW_ROWS = (billing_cycle_row, spend_row, breakdown_row, alerts_row, health_row)
+
+
+def credits_overview() -> Json:
+    """The overview dashboard: spend, projection, per-product use, alerts, exporter health."""
+    grid = Grid()
+    for add_row in OVERVIEW_ROWS:
+        add_row(grid)
+    return {
+        **import_requirements(),
+        "annotations": {"list": [firing_alerts_annotation()]},
+        "description": "ElevenLabs credit usage from elevenlabs-exporter: spend by product "
+        "over time, use against the plan's limit with a projection to the reset, burn rate, "
+        "alert state and the exporter's own health.",
+        "editable": True,
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 1,
+        "id": None,
+        "links": [
+            dashboard_link(
+                "Runbook", "What each ElevenLabs alert means and what to do", RUNBOOK_URL, "doc"
+            ),
+            dashboard_link(
+                "elevenlabs-exporter", "The exporter's documentation", REPO_URL, "external link"
+            ),
+        ],
+        "panels": grid.panels,
+        "refresh": "1m",
+        "schemaVersion": 39,
+        "tags": ["elevenlabs", "credits", "elevenlabs-exporter"],
+        "templating": {"list": variables()},
+        "time": {"from": "now-7d", "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "title": "ElevenLabs credits",
+        "uid": "elevenlabs-credits",
+        "version": 1,
+        "weekStart": "",
+    }
+
+
+def import_requirements() -> Json:
+    """What Grafana's import dialog reads: the data source to ask for and the plugins used."""
     return {
         "__inputs": [
             {
@@ -901,68 +875,39 @@ def credits_overview() -> Json:
             {"id": "stat", "name": "Stat", "type": "panel", "version": ""},
             {"id": "timeseries", "name": "Time series", "type": "panel", "version": ""},
         ],
-        "annotations": {
-            "list": [
-                {
-                    "datasource": DATASOURCE,
-                    "enable": True,
-                    "expr": 'ALERTS{alertname=~"ElevenLabs.*",alertstate="firing"}',
-                    "hide": False,
-                    "iconColor": "red",
-                    "name": "ElevenLabs alerts",
-                    "step": "60s",
-                    "tagKeys": "alertname,severity,workspace",
-                    "textFormat": "{{severity}}: {{alertname}} {{workspace}}",
-                    "titleFormat": "{{alertname}}",
-                    "useValueForTime": False,
-                }
-            ]
-        },
-        "description": "ElevenLabs credit usage from elevenlabs-exporter: spend by product "
-        "over time, use against the plan's limit with a projection to the reset, burn rate, "
-        "alert state and the exporter's own health.",
-        "editable": True,
-        "fiscalYearStartMonth": 0,
-        "graphTooltip": 1,
-        "id": None,
-        "links": [
-            {
-                "asDropdown": False,
-                "icon": "doc",
-                "includeVars": False,
-                "keepTime": False,
-                "tags": [],
-                "targetBlank": True,
-                "title": "Runbook",
-                "tooltip": "What each ElevenLabs alert means and what to do",
-                "type": "link",
-                "url": RUNBOOK_URL,
-            },
-            {
-                "asDropdown": False,
-                "icon": "external link",
-                "includeVars": False,
-                "keepTime": False,
-                "tags": [],
-                "targetBlank": True,
-                "title": "elevenlabs-exporter",
-                "tooltip": "The exporter's documentation",
-                "type": "link",
-                "url": REPO_URL,
-            },
-        ],
-        "panels": d.panels,
-        "refresh": "1m",
-        "schemaVersion": 39,
-        "tags": ["elevenlabs", "credits", "elevenlabs-exporter"],
-        "templating": {"list": variables()},
-        "time": {"from": "now-7d", "to": "now"},
-        "timepicker": {},
-        "timezone": "browser",
-        "title": "ElevenLabs credits",
-        "uid": "elevenlabs-credits",
-        "version": 1,
-        "weekStart": "",
+    }
+
+
+def firing_alerts_annotation() -> Json:
+    """Firing ElevenLabs alerts marked on every time series, to line spend up with pages."""
+    return {
+        "datasource": DATASOURCE,
+        "enable": True,
+        "expr": 'ALERTS{alertname=~"ElevenLabs.*",alertstate="firing"}',
+        "hide": False,
+        "iconColor": "red",
+        "name": "ElevenLabs alerts",
+        "step": "60s",
+        "tagKeys": "alertname,severity,workspace",
+        "textFormat": "{{severity}}: {{alertname}} {{workspace}}",
+        "titleFormat": "{{alertname}}",
+        "useValueForTime": False,
+    }
+
+
+def dashboard_link(title: str, tooltip: str, url: str, icon: str) -> Json:
+    """A link in the dashboard's header, opened in a new tab so the dashboard stays."""
+    return {
+        "asDropdown": False,
+        "icon": icon,
+        "includeVars": False,
+        "keepTime": False,
+        "tags": [],
+        "targetBlank": True,
+        "title": title,
+        "tooltip": tooltip,
+        "type": "link",
+        "url": url,
     }
 
 
