@@ -58,7 +58,8 @@ def datasource_references(value: Any, path: str = "") -> Iterator[tuple[str, Any
 
 
 def test_overview_dashboard_exists_with_its_uid_and_title() -> None:
-    """The overview users import is where the README says, with a stable uid and title."""
+    """The overview users import is where docs/dashboards.md says, with a stable uid and
+    title."""
     dashboard = DASHBOARDS[OVERVIEW_PATH]
     assert dashboard["uid"] == "elevenlabs-credits"
     assert dashboard["title"] == "ElevenLabs credits"

@@ -290,9 +290,9 @@ def test_passwords_never_reach_the_log(running: Running) -> None:
 def test_prometheus_scrapes_with_the_documented_scrape_config(
     running: Running, tmp_path: Path
 ) -> None:
-    """A real Prometheus with the README's scrape config (scheme https, tls_config.ca_file,
-    basic_auth with password_file) scrapes the exporter: up is 1 and the usage metrics
-    arrive; the same job with a wrong password is down."""
+    """A real Prometheus with the scrape config of docs/security.md (scheme https,
+    tls_config.ca_file, basic_auth with password_file) scrapes the exporter: up is 1 and
+    the usage metrics arrive; the same job with a wrong password is down."""
     binary = shutil.which("prometheus")
     assert binary, "the prometheus binary must be on PATH (scripts/apt-packages.txt)"
     (tmp_path / "right.password").write_text(ALICE_PASSWORD + "\n")
