@@ -1,4 +1,4 @@
-"""Measurements that drive a real WorkspacePoller in-process with an injected clock.
+"""Measurements that drive a real workspace loop in-process with an injected clock.
 
 The poller, its real API client and the simulated API all run in this process: the
 simulator serves its model on a loopback port from a thread, its clock is frozen and
@@ -25,10 +25,13 @@ from prometheus_client import CollectorRegistry
 
 from exporter.api.client import ElevenLabsClient
 from exporter.config import Config, KeySource, Secret, WorkspaceConfig
+from exporter.core.ledger import Ledger
 from exporter.core.snapshot import SnapshotStore
 from exporter.core.state import StateStore
 from exporter.metrics.telemetry import Telemetry
-from exporter.polling.poller import WorkspacePoller
+from exporter.polling.credits import CreditsSource
+from exporter.polling.loop import WorkspaceLoop
+from exporter.polling.workspace import workspace_loop
 from exporter.simulator import SimState, Simulator, cycle_bounds
 
 # A fixed 31-day simulated cycle (2026-10-07 09:13:27 UTC to 2026-11-07), so every run
@@ -61,9 +64,15 @@ class Rig:
     """One workspace's poller against an in-process simulator."""
 
     state: SimState
-    poller: WorkspacePoller
+    poller: WorkspaceLoop
     log: CaptureLog
     store: StateStore
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The credits ledger of the workspace, once seeded."""
+        source = next(s for s in self.poller.sources if isinstance(s, CreditsSource))
+        return source.ledger
 
     def requests(self) -> int:
         """API requests the simulator has answered so far."""
@@ -99,16 +108,15 @@ async def rig(now: float) -> AsyncIterator[Rig]:
                 http=http,
                 telemetry=telemetry,
             )
-            poller = WorkspacePoller(
-                workspace="main",
-                base_url=sim.url,
-                client=client,
-                config=config,
+            poller = workspace_loop(
+                workspace,
+                config,
+                client,
                 snapshots=SnapshotStore(["main"]),
                 telemetry=telemetry,
                 log=log,
-                state=store,
                 clock=state.now,
+                state=store,
             )
             yield Rig(state, poller, log, store)
     finally:
@@ -132,8 +140,8 @@ async def _history_point(day: float, polls: int, step: int) -> dict[str, Any]:
             poll_seconds.append(time.perf_counter() - started)
             per_poll_requests.append(r.requests() - before_requests)
             per_poll_rows.append(r.rows() - before_rows)
-        assert r.poller.ledger is not None
-        live = r.poller.ledger.live_entries
+        assert r.ledger is not None
+        live = r.ledger.live_entries
     return {
         "day": day,
         "ok": ok,
@@ -206,8 +214,8 @@ async def _run_week(r: Rig, days: float, step: int, traced_hours: float) -> dict
             tracemalloc.start()
         r.state.frozen_at = r.state.now() + step
         await poller.poll_once()
-        assert poller.ledger is not None
-        peak_entries = max(peak_entries, poller.ledger.live_entries)
+        assert r.ledger is not None
+        peak_entries = max(peak_entries, r.ledger.live_entries)
         requests += r.requests()
         r.forget_requests()
         r.log.polls.clear()
@@ -226,7 +234,7 @@ async def _run_week(r: Rig, days: float, step: int, traced_hours: float) -> dict
     for stat in ours.statistics("filename"):
         name = stat.traceback[0].filename.rsplit("/", 1)[-1]
         by_file[name] = by_file.get(name, 0) + stat.size
-    assert poller.ledger is not None
+    assert r.ledger is not None
     seen: set[int] = set()
     return {
         "days": days,
@@ -234,9 +242,9 @@ async def _run_week(r: Rig, days: float, step: int, traced_hours: float) -> dict
         "polls": polls,
         "seconds": elapsed,
         "requests": requests,
-        "live_entries": poller.ledger.live_entries,
+        "live_entries": r.ledger.live_entries,
         "live_entries_max": peak_entries,
-        "ledger_bytes": deep_size(poller.ledger, seen),
+        "ledger_bytes": deep_size(r.ledger, seen),
         # What the state-file copy and the snapshot add beyond the ledger (they share
         # its numbers and label tuples).
         "state_bytes": deep_size(r.store.get("main"), seen),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,26 +21,35 @@ from exporter.config import Config
 from exporter.core.snapshot import SnapshotStore
 from exporter.core.state import StateStore
 from exporter.log import Redactor
-from exporter.metrics.charstats import CharacterStats
-from exporter.metrics.collector import UsageCollector
+from exporter.metrics.charstats import CharacterStatsCollector
+from exporter.metrics.cost import CostCollector
+from exporter.metrics.health import HealthCollector
+from exporter.metrics.subscription import SubscriptionCollector
 from exporter.metrics.telemetry import Telemetry
-from exporter.polling.poller import WorkspacePoller
+from exporter.metrics.usage import UsageCollector
+from exporter.polling.workspace import workspace_loop
 from exporter.web.server import HttpServer, WSGIApp, make_app
 
 # Seconds a graceful shutdown may take before in-flight requests are abandoned.
 SHUTDOWN_GRACE = 3.0
 
 
-def build_registry(snapshots: SnapshotStore) -> tuple[CollectorRegistry, Telemetry]:
-    """The exporter's own registry: the usage collector plus request telemetry.
+def build_registry(
+    snapshots: SnapshotStore, *, character_stats: bool = False
+) -> tuple[CollectorRegistry, Telemetry]:
+    """The exporter's own registry: request telemetry, then one collector per source.
 
-    ``_created`` series are switched off: they double the series count and no rule or
-    dashboard here reads them.
+    The character-stats collector only when some workspace opted in. ``_created``
+    series are switched off: they double the series count and no rule or dashboard
+    here reads them.
     """
     disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
     registry = CollectorRegistry(auto_describe=False)
     telemetry = Telemetry(registry)
-    registry.register(UsageCollector(snapshots.current))
+    for collector in (UsageCollector, CostCollector, SubscriptionCollector, HealthCollector):
+        registry.register(collector(snapshots.current))
+    if character_stats:
+        registry.register(CharacterStatsCollector(snapshots.current))
     return registry, telemetry
 
 
@@ -67,8 +77,9 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
 
     snapshots = SnapshotStore([ws.name for ws in config.workspaces])
-    registry, telemetry = build_registry(snapshots)
-    stats = CharacterStats(config, registry, telemetry, snapshots.current, log)
+    registry, telemetry = build_registry(
+        snapshots, character_stats=any(ws.character_stats for ws in config.workspaces)
+    )
     state = StateStore(config.state_file, log)
     state.load()
     try:
@@ -76,7 +87,7 @@ async def serve(
             registry,
             snapshots.ready,
             telemetry_path,
-            version=lambda: snapshots.version + telemetry.version + stats.version,
+            version=lambda: snapshots.version + telemetry.version,
         )
         server = HttpServer(wrap_app(app) if wrap_app else app, host, port, ssl_context)
     except OSError as err:
@@ -100,7 +111,7 @@ async def serve(
         # wait without holding rows (all pollers seeding in lockstep held every workspace's
         # rows at once, and Python keeps such a peak).
         seed_limiter = asyncio.Semaphore(config.max_concurrent_requests)
-        pollers = []
+        loops = []
         for ws in config.workspaces:
             client = ElevenLabsClient(
                 workspace=ws.name,
@@ -108,26 +119,23 @@ async def serve(
                 api_key=KeyProvider(ws, on_new_key=lambda key: redactor.add([key])),
                 http=http,
                 telemetry=telemetry,
-                limiter=stats.limiter(ws, limiter),
+                limiter=limiter,
                 retry=RetryPolicy(max_retries=config.max_retries),
             )
-            stats.add(ws, client)
-            pollers.append(
-                WorkspacePoller(
-                    workspace=ws.name,
-                    base_url=ws.base_url,
-                    client=client,
-                    config=config,
+            loops.append(
+                workspace_loop(
+                    ws,
+                    config,
+                    client,
                     snapshots=snapshots,
                     telemetry=telemetry,
                     log=log,
+                    clock=time.time,
                     state=state,
-                    settings=ws,
                     seed_limiter=seed_limiter,
                 )
             )
-        tasks = [asyncio.create_task(p.run(stop), name=f"poll-{p.workspace}") for p in pollers]
-        tasks += stats.tasks(stop)
+        tasks = [asyncio.create_task(loop.run(stop), name=f"poll-{loop.name}") for loop in loops]
         tasks.append(asyncio.create_task(_flush_loop(state, config, stop), name="state-flush"))
         await stop.wait()
         log.info("shutting down")

@@ -125,7 +125,7 @@ def run_exporter(
 def sim_poller(
     sim: Any, http: Any, state: Any = None, *, workspace: str = "main", **settings: Any
 ) -> Any:
-    """A real WorkspacePoller and client polling the in-test simulator over loopback,
+    """A real workspace loop and client polling the in-test simulator over loopback,
     on the simulator's (frozen) clock. ``settings`` are WorkspaceConfig fields."""
     from prometheus_client import CollectorRegistry
 
@@ -134,7 +134,7 @@ def sim_poller(
     from exporter.core.snapshot import SnapshotStore
     from exporter.log import get_logger
     from exporter.metrics.telemetry import Telemetry
-    from exporter.polling.poller import WorkspacePoller
+    from exporter.polling.workspace import workspace_loop
 
     ws = WorkspaceConfig(workspace, Secret("demo"), KeySource("demo"), sim.url, **settings)
     telemetry = Telemetry(CollectorRegistry())
@@ -146,15 +146,32 @@ def sim_poller(
         telemetry=telemetry,
         clock=sim.state.now,
     )
-    return WorkspacePoller(
-        workspace=workspace,
-        base_url=sim.url,
-        client=client,
-        config=Config(workspaces=(ws,)),
+    return workspace_loop(
+        ws,
+        Config(workspaces=(ws,)),
+        client,
         snapshots=SnapshotStore([workspace]),
         telemetry=telemetry,
         log=get_logger(),
-        state=state,
         clock=sim.state.now,
-        settings=ws,
+        state=state,
     )
+
+
+def source_of(loop: Any, kind: type) -> Any:
+    """The loop's source of this type."""
+    return next(source for source in loop.sources if isinstance(source, kind))
+
+
+def credits_of(loop: Any) -> Any:
+    """The loop's credits source (its ``counted`` holds the ledger and the counters)."""
+    from exporter.polling.credits import CreditsSource
+
+    return source_of(loop, CreditsSource)
+
+
+def credits_part(loop: Any) -> Any:
+    """The credits part of the loop's current snapshot."""
+    from exporter.polling.credits import CreditsPart
+
+    return loop.snapshot().part(CreditsPart)

@@ -1,8 +1,9 @@
 """Request, latency and concurrency statistics from the deprecated character-stats endpoint.
 
-The client's parsing runs against respx; the poller, collector and wiring run over
-loopback against the simulator with its clock frozen and shared, so each test decides
-when time passes and takes the truth from the simulator's own model.
+The client's parsing runs against respx; the source, collector and wiring run over
+loopback against the simulator in a real workspace loop, with the simulator's clock
+frozen and shared, so each test decides when time passes and takes the truth from
+the simulator's own model.
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ from exporter.api.client import ElevenLabsClient
 from exporter.api.errors import REASONS, ApiError
 from exporter.api.paths import CHARACTER_STATS_PATH
 from exporter.config import Config, KeySource, Secret, WorkspaceConfig
+from exporter.core.cycle import Cycle
 from exporter.core.snapshot import SnapshotStore
 from exporter.log import get_logger
-from exporter.metrics.charstats import COUNTERS, CharacterStats
-from exporter.polling.charstats import MIN_INTERVAL, WorkspaceGate, poll_interval
-from exporter.polling.poller import WorkspacePoller
+from exporter.metrics.charstats import COUNTERS, GAUGES
+from exporter.polling.charstats import (
+    COUNTER_METRICS,
+    GAUGE_METRICS,
+    MIN_INTERVAL,
+    CharacterStatsSource,
+    poll_interval,
+)
+from exporter.polling.workspace import workspace_loop
 from exporter.runtime import build_registry
 from exporter.simulator import Fault, SimState, Simulator, cycle_bounds, hour_stats
 
@@ -147,42 +155,29 @@ def test_poll_interval_is_never_under_a_minute() -> None:
     assert poll_interval(Config(workspaces=(default,), poll_interval=120), default) == 120
 
 
-async def test_gate_allows_one_request_per_workspace_within_the_shared_cap() -> None:
-    """Through one workspace's gate requests never overlap; two workspaces may overlap,
-    and never beyond the shared cap."""
-    in_flight: dict[str, int] = {"a": 0, "b": 0, "all": 0}
-    peak: dict[str, int] = {"a": 0, "b": 0, "all": 0}
-
-    async def request(gate: asyncio.Semaphore, name: str) -> None:
-        async with gate:
-            for key in (name, "all"):
-                in_flight[key] += 1
-                peak[key] = max(peak[key], in_flight[key])
-            await asyncio.sleep(0.005)
-            for key in (name, "all"):
-                in_flight[key] -= 1
-
-    shared = asyncio.Semaphore(4)
-    gate_a, gate_b = WorkspaceGate(shared), WorkspaceGate(shared)
-    await asyncio.gather(*(request(g, n) for g, n in [(gate_a, "a"), (gate_b, "b")] * 5))
-    assert peak == {"a": 1, "b": 1, "all": 2}
-
-    narrow = asyncio.Semaphore(1)
-    peak.update(a=0, b=0, all=0)
-    gate_a, gate_b = WorkspaceGate(narrow), WorkspaceGate(narrow)
-    await asyncio.gather(*(request(g, n) for g, n in [(gate_a, "a"), (gate_b, "b")] * 3))
-    assert peak["all"] == 1
-    assert not narrow.locked()
+def test_collector_exports_exactly_the_metrics_the_source_reads() -> None:
+    """Every API metric the source reads has an exported family, and no family waits for
+    a metric that is never read."""
+    assert tuple(spec.metric for spec in COUNTERS) == COUNTER_METRICS
+    assert tuple(spec.metric for spec in GAUGES) == GAUGE_METRICS
 
 
 def test_nothing_is_registered_when_no_workspace_opts_in() -> None:
-    """Without character_stats: true anywhere the exposition has none of these families."""
+    """Without character_stats: true anywhere the exposition has none of these families
+    and the workspace's loop has no character-stats source."""
     snapshots = SnapshotStore(["main"])
     registry, telemetry = build_registry(snapshots)
     ws = WorkspaceConfig("main", Secret("k"), KeySource("config"))
-    stats = CharacterStats(Config(workspaces=(ws,)), registry, telemetry, snapshots.current, LOG)
-    stats.add(ws, object())  # type: ignore[arg-type]  # ignored: the workspace did not opt in
-    assert stats.pollers == []
+    loop = workspace_loop(
+        ws,
+        Config(workspaces=(ws,)),
+        object(),  # type: ignore[arg-type]  # never called: nothing is polled here
+        snapshots=snapshots,
+        telemetry=telemetry,
+        log=LOG,
+        clock=time.time,
+    )
+    assert not any(isinstance(s, CharacterStatsSource) for s in loop.sources)
     text = generate_latest(registry).decode()
     assert "elevenlabs_requests_total" not in text
     assert "character_stats" not in text
@@ -203,50 +198,57 @@ async def no_sleep(_: float) -> None:
 
 
 class Setup:
-    """A registry with the core and character-stats collectors, one opted-in workspace
-    whose credits poller and character-stats poller share one gated client."""
+    """A registry with every collector and one opted-in workspace's loop: its
+    subscription, credits and character-stats sources share one client."""
 
     def __init__(self, sim: Simulator, http: httpx.AsyncClient) -> None:
         self.sim = sim
         self.snapshots = SnapshotStore(["main"])
-        self.registry, self.telemetry = build_registry(self.snapshots)
+        self.registry, self.telemetry = build_registry(self.snapshots, character_stats=True)
         ws = WorkspaceConfig(
             "main", Secret("demo"), KeySource("demo"), sim.url, character_stats=True
         )
         config = Config(workspaces=(ws,), state_file=None)
-        self.stats = CharacterStats(
-            config, self.registry, self.telemetry, self.snapshots.current, LOG, clock=sim.state.now
-        )
         client = ElevenLabsClient(
             workspace="main",
             base_url=sim.url,
             api_key=lambda: "demo",
             http=http,
             telemetry=self.telemetry,
-            limiter=self.stats.limiter(ws, asyncio.Semaphore(4)),
+            limiter=asyncio.Semaphore(4),
             clock=sim.state.now,
             sleep=no_sleep,
         )
-        self.stats.add(ws, client)
-        self.poller = self.stats.pollers[0]
-        self.core = WorkspacePoller(
-            workspace="main",
-            base_url=sim.url,
-            client=client,
-            config=config,
+        self.loop = workspace_loop(
+            ws,
+            config,
+            client,
             snapshots=self.snapshots,
             telemetry=self.telemetry,
             log=LOG,
             clock=sim.state.now,
-            settings=ws,
         )
+        self.source = next(s for s in self.loop.sources if isinstance(s, CharacterStatsSource))
+        self.facts = self.source.facts
+
+    async def core(self) -> bool:
+        """One round of the whole loop; True when the required sources succeeded."""
+        return bool(await self.loop.poll_once())
+
+    async def stats(self) -> bool:
+        """One poll of the character-stats source alone; True when it succeeded."""
+        return await self.loop.poll_source(self.source)
+
+    def know_cycle(self, start: int | None) -> None:
+        """Tell the source the billing cycle, as the subscription source would."""
+        self.facts.cycle = None if start is None else Cycle(start, start + 30 * 86400)
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.registry.get_sample_value(name, {"workspace": "main", **labels})
 
     def counters(self, metric: str) -> dict[str, float]:
-        ledger = self.poller.ledgers[metric]
-        return {labels[0]: v for labels, v in ledger.total.items() if v}
+        counted = self.source.counters[metric]
+        return {labels[0]: v for labels, v in counted.total.items() if v}
 
 
 def advance(sim: Simulator, seconds: float) -> None:
@@ -273,11 +275,11 @@ async def test_counters_equal_the_simulators_truth_since_the_cycle_start(
     audio minutes equal the simulator's sums over every complete hour, and stay equal
     as hours pass; the exported families are in base units (minutes × 60)."""
     setup = Setup(sim, http)
-    assert await setup.core.poll_once()
+    assert await setup.core()
     cycle_start, _ = cycle_bounds(sim.state.now())
-    assert setup.poller.anchor() == cycle_start
+    assert setup.source.anchor() == cycle_start
     for step in range(4):
-        assert await setup.poller.poll_once()
+        assert await setup.stats()
         for spec in COUNTERS:
             expected = truth(sim, spec.metric, cycle_start)
             assert expected
@@ -299,17 +301,17 @@ async def test_late_revision_adds_its_delta_once_and_downward_never_subtracts(
     300 on the next poll; a later -100 leaves the counter where it was."""
     setup = Setup(sim, http)
     cycle_start, _ = cycle_bounds(sim.state.now())
-    setup.poller.anchor = lambda: cycle_start
-    await setup.poller.poll_once()
+    setup.know_cycle(cycle_start)
+    await setup.stats()
     before = setup.counters("tts_characters")["text_to_speech"]
     minute = (int(sim.state.now() // 3600) * 3600 - 1800) // 60
     sim.state.adjustments[(0, minute)] = 300.0  # product 0 is text_to_speech
-    await setup.poller.poll_once()
+    await setup.stats()
     assert setup.counters("tts_characters")["text_to_speech"] == pytest.approx(before + 300)
     sim.state.adjustments[(0, minute)] = 200.0
-    await setup.poller.poll_once()
+    await setup.stats()
     assert setup.counters("tts_characters")["text_to_speech"] == pytest.approx(before + 300)
-    assert setup.poller.ledgers["tts_characters"].down[("text_to_speech",)] == 100.0
+    assert setup.source.counters["tts_characters"].down[("text_to_speech",)] == 100.0
 
 
 async def test_gauges_hold_the_latest_complete_hour_in_seconds(
@@ -319,11 +321,11 @@ async def test_gauges_hold_the_latest_complete_hour_in_seconds(
     the whole workspace's values of the last complete hour, and move on with the clock."""
     setup = Setup(sim, http)
     for _ in range(3):
-        assert await setup.poller.poll_once()
+        assert await setup.stats()
         hour = int(sim.state.now() // 3600) - 1
         want = hour_stats(sim.state, None, hour, sim.state.now())
         assert 250 <= want["ttfb_avg"] <= 450
-        assert setup.poller.gauge_bucket == hour * 3600
+        assert setup.source.gauge_bucket == hour * 3600
         avg = setup.value("elevenlabs_time_to_first_byte_average_seconds")
         p95 = setup.value("elevenlabs_time_to_first_byte_p95_seconds")
         assert avg == pytest.approx(want["ttfb_avg"] / 1000)
@@ -340,25 +342,24 @@ async def test_anchor_is_the_start_up_hour_until_a_later_cycle_begins(
     later that lies before it changes nothing (no false burst of history); a new cycle
     restarts the counters from its start."""
     setup = Setup(sim, http)
-    cycle: list[int | None] = [None]
-    setup.poller.anchor = lambda: cycle[0]
+    setup.know_cycle(None)
     started_hour = int(sim.state.now() // 3600) * 3600
-    assert await setup.poller.poll_once()
+    assert await setup.stats()
     assert setup.counters("request_count") == {}
     advance(sim, 2 * 3600)
-    assert await setup.poller.poll_once()
+    assert await setup.stats()
     assert setup.counters("request_count") == truth(sim, "request_count", started_hour)
 
-    cycle[0], _ = cycle_bounds(sim.state.now())  # learnt late, and earlier than start-up
+    setup.know_cycle(cycle_bounds(sim.state.now())[0])  # learnt late, earlier than start-up
     advance(sim, 3600)
-    assert await setup.poller.poll_once()
+    assert await setup.stats()
     assert setup.counters("request_count") == truth(sim, "request_count", started_hour)
 
     _, reset = cycle_bounds(sim.state.now())
     sim.state.frozen_at = reset + 2 * 3600 + 60
-    cycle[0] = reset
-    assert await setup.poller.poll_once()
-    assert setup.poller.ledgers["request_count"].anchor == reset // 3600 * 3600
+    setup.know_cycle(reset)
+    assert await setup.stats()
+    assert setup.source.counters["request_count"].ledger.anchor == reset // 3600 * 3600
     assert setup.counters("request_count") == truth(sim, "request_count", reset)
 
 
@@ -367,20 +368,19 @@ async def test_a_500_counts_under_character_stats_and_leaves_up_at_1(
 ) -> None:
     """When character-stats answers 500 (retries included), one poll error is counted
     under endpoint character_stats with reason server_error, the last values and their
-    timestamp stay, and elevenlabs_up stays 1: the credits poll is unaffected, even with
-    both pollers sharing the workspace's client at the same time."""
+    timestamp stay, and elevenlabs_up stays 1: the credits poll of the same round, on
+    the same client, is unaffected."""
     setup = Setup(sim, http)
-    assert await setup.core.poll_once()  # the billing cycle is known from here on
-    assert all(await asyncio.gather(setup.core.poll_once(), setup.poller.poll_once()))
+    assert await setup.core()  # the billing cycle is known from here on
+    assert await setup.stats()
     good = setup.counters("request_count")
     stamp = setup.value("elevenlabs_exporter_character_stats_last_success_timestamp_seconds")
     assert stamp == START
 
     sim.state.faults.append(Fault(endpoint="character_stats", status=500, times=-1))
     advance(sim, 3600)
-    core_ok, stats_ok = await asyncio.gather(setup.core.poll_once(), setup.poller.poll_once())
-    assert core_ok
-    assert not stats_ok
+    assert await setup.core()  # the round's charstats poll fails, the required ones do not
+    assert not setup.loop.status[id(setup.source)].ok
     errors = "elevenlabs_exporter_poll_errors_total"
     assert setup.value(errors, endpoint="character_stats", reason="server_error") == 1
     assert setup.value(errors, endpoint="usage", reason="server_error") == 0
@@ -396,7 +396,7 @@ async def test_a_500_counts_under_character_stats_and_leaves_up_at_1(
     )
 
     sim.state.faults.clear()
-    assert await setup.poller.poll_once()
+    assert await setup.stats()
     cycle_start, _ = cycle_bounds(sim.state.now())
     assert setup.counters("request_count") == truth(sim, "request_count", cycle_start)
 
@@ -422,8 +422,7 @@ async def test_error_series_exist_at_zero_and_the_exposition_passes_promtool(
     before = promtool_lint(generate_latest(setup.registry).decode())
     assert (before.returncode, before.stdout, before.stderr) == (0, "", "")
 
-    await setup.core.poll_once()
-    await setup.poller.poll_once()
+    await setup.core()
     text = generate_latest(setup.registry).decode()
     for name in (
         "elevenlabs_requests_total",

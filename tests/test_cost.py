@@ -12,8 +12,8 @@ from support import sim_poller
 
 from exporter.api.errors import ApiError
 from exporter.core.snapshot import SnapshotStore
-from exporter.metrics.collector import UsageCollector
-from exporter.polling.cost import looks_cost_billed
+from exporter.metrics.cost import CostCollector
+from exporter.polling.cost import CostPart, looks_cost_billed
 from exporter.simulator import COST_PER_CREDIT, SimState, Simulator, cycle_bounds
 
 START = 1_795_621_020.0  # 2026-11-25T15:37Z, mid-cycle in the simulator
@@ -55,13 +55,13 @@ async def test_cost_billed_workspace_is_detected_and_counted(
     snapshot = poller.snapshot()
     assert snapshot.up
     cost, charges = daily_truth(sim)
-    assert snapshot.cost is not None
-    assert snapshot.charges is not None
-    exported_cost = {labels[0]: v for labels, v in snapshot.cost.items() if v}
+    part = snapshot.part(CostPart)
+    assert part is not None
+    exported_cost = {labels[0]: v for labels, v in part.cost.items() if v}
     assert exported_cost.keys() == cost.keys()
     for product, value in cost.items():
         assert exported_cost[product] == pytest.approx(value, abs=1e-4)
-    assert {labels[0]: v for labels, v in snapshot.charges.items() if v} == charges
+    assert {labels[0]: v for labels, v in part.charges.items() if v} == charges
     errors = [
         s
         for m in poller.telemetry.poll_errors.collect()
@@ -73,7 +73,7 @@ async def test_cost_billed_workspace_is_detected_and_counted(
     registry = CollectorRegistry()
     store = SnapshotStore(["shop"])
     store.publish(snapshot)
-    registry.register(UsageCollector(store.current))
+    registry.register(CostCollector(store.current))
     text = generate_latest(registry).decode()
     assert (
         'elevenlabs_cost_total{currency="usd",product_type="text_to_speech",workspace="shop"}'

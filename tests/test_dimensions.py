@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import http_get, run_exporter, sim_poller
+from support import credits_part, http_get, run_exporter, sim_poller
 
 from exporter.core.router import OTHER
 from exporter.core.state import StateStore
@@ -41,7 +41,7 @@ async def test_500_voices_capped_at_20_sum_to_the_truth(
     previous: dict[tuple[str, ...], float] = {}
     for _ in range(4):
         assert await p.poll_once()
-        snapshot = p.snapshot()
+        snapshot = credits_part(p)
         voices = {labels[1] for labels in snapshot.credits}
         assert len(voices) <= 21
         assert OTHER in voices
@@ -61,7 +61,7 @@ async def test_allowlist_keeps_only_the_listed_values(
     allow = frozenset({"voice0000", "voice0001"})
     p = sim_poller(sim, http, group_by=("product_type", "voice_id"), allow={"voice_id": allow})
     await p.poll_once()
-    snapshot = p.snapshot()
+    snapshot = credits_part(p)
     assert {labels[1] for labels in snapshot.credits} <= allow | {OTHER}
     truth = sim.state.truth_by(*period(sim), ["voice_id"])
     exported: dict[str, float] = {}
@@ -75,7 +75,7 @@ async def test_display_names_map_ids_to_names(sim: Simulator, http: httpx.AsyncC
     """Display columns become an id-to-name map, only for values with their own series."""
     p = sim_poller(sim, http, group_by=("product_type", "voice_id"), max_values={"voice_id": 5})
     await p.poll_once()
-    names = p.snapshot().names
+    names = credits_part(p).names
     voices = {k[1]: v for k, v in names.items() if k[0] == "voice_id"}
     assert 0 < len(voices) <= 5
     assert all(name == f"Voice {int(voice[5:])}" for voice, name in voices.items())
@@ -97,7 +97,7 @@ async def test_changing_dimensions_neither_corrupts_nor_doubles(
     second = sim_poller(sim, http, reloaded, group_by=("product_type", "model"))
     await second.poll_once()
     per_product: dict[str, float] = {}
-    for (product, _), value in second.snapshot().credits.items():
+    for (product, _), value in credits_part(second).credits.items():
         per_product[product] = per_product.get(product, 0.0) + value
     truth = {k: v for k, v in sim.state.truth(*period(sim)).items() if v}
     assert {k: v for k, v in per_product.items() if v} == truth
@@ -109,7 +109,7 @@ async def test_filters_are_passed_through(sim: Simulator, http: httpx.AsyncClien
     await p.poll_once()
     truth = sim.state.truth_by(*period(sim), ["product_type", "region"])
     expected = {(product,): v for (product, region), v in truth.items() if region == "eu"}
-    assert {k: v for k, v in p.snapshot().credits.items() if v} == expected
+    assert {k: v for k, v in credits_part(p).credits.items() if v} == expected
 
 
 def test_one_failing_workspace_never_affects_another(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from wsgiref.util import setup_testing_defaults
 
 from exporter.core.snapshot import SnapshotStore, WorkspaceSnapshot
 from exporter.metrics.exposition import ExpositionCache
+from exporter.polling.credits import CreditsPart
 from exporter.runtime import build_registry
 from exporter.web.server import make_app
 
@@ -44,7 +45,7 @@ def test_repeated_scrapes_render_once_and_changes_show_at_once() -> None:
     for _ in range(5):
         assert cache.render("", False)[0] == first
     assert cache.renders == 1
-    store.publish(WorkspaceSnapshot("main", credits={("tts",): 42.0}, up=True))
+    store.publish(WorkspaceSnapshot.of("main", CreditsPart(credits={("tts",): 42.0}), up=True))
     body, _ = cache.render("", False)
     assert b'elevenlabs_credits_used_total{product_type="tts",workspace="main"} 42.0' in body
     telemetry.observe_request("main", "usage", "429", 0.1)
@@ -56,7 +57,7 @@ def test_repeated_scrapes_render_once_and_changes_show_at_once() -> None:
 def test_formats_and_gzip_through_the_app() -> None:
     """The app serves text, OpenMetrics and gzip from the cache, and name[] filters."""
     store, _, app, _ = setup()
-    store.publish(WorkspaceSnapshot("main", credits={("tts",): 1.0}, up=True))
+    store.publish(WorkspaceSnapshot.of("main", CreditsPart(credits={("tts",): 1.0}), up=True))
     status, headers, body = call(app)
     assert status == "200 OK"
     assert headers["Content-Type"].startswith("text/plain")

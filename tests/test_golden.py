@@ -17,6 +17,8 @@ from prometheus_client import generate_latest
 
 from exporter.api.parse import Subscription
 from exporter.core.snapshot import SnapshotStore, WorkspaceSnapshot
+from exporter.polling.credits import CreditsPart
+from exporter.polling.subscription import SubscriptionPart
 from exporter.runtime import build_registry
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"
@@ -25,32 +27,37 @@ GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"
 def exposition() -> str:
     store = SnapshotStore(["main", "eu"])
     registry, telemetry = build_registry(store)
+    credits = CreditsPart(
+        credits={("text_to_speech",): 125.5, ("unknown",): 2.0, ("dubbing",): 0.0},
+        downward={("text_to_speech",): 1.5, ("unknown",): 0.0, ("dubbing",): 0.0},
+        cycle={("text_to_speech",): 124.0, ("unknown",): 2.0, ("dubbing",): 0.0},
+        names={("product_type", "text_to_speech"): "Text to Speech"},
+    )
     store.publish(
-        WorkspaceSnapshot(
-            name="main",
-            credits={("text_to_speech",): 125.5, ("unknown",): 2.0, ("dubbing",): 0.0},
-            downward={("text_to_speech",): 1.5, ("unknown",): 0.0, ("dubbing",): 0.0},
-            cycle={("text_to_speech",): 124.0, ("unknown",): 2.0, ("dubbing",): 0.0},
-            subscription=Subscription(
-                tier="pro",
-                status="active",
-                credits_used=126,
-                credits_limit=500000,
-                reset_at=1767225600,
-                currency="usd",
-                billing_period="monthly_period",
-                refresh_period="monthly_period",
-                voice_slots_used=3,
-                voice_limit=160,
-                professional_voice_slots_used=1,
-                professional_voice_limit=2,
+        WorkspaceSnapshot.of(
+            "main",
+            credits,
+            SubscriptionPart(
+                subscription=Subscription(
+                    tier="pro",
+                    status="active",
+                    credits_used=126,
+                    credits_limit=500000,
+                    reset_at=1767225600,
+                    currency="usd",
+                    billing_period="monthly_period",
+                    refresh_period="monthly_period",
+                    voice_slots_used=3,
+                    voice_limit=160,
+                    professional_voice_slots_used=1,
+                    professional_voice_limit=2,
+                ),
+                cycle_reset=1767225600,
+                cycle_length=2678400,
             ),
-            cycle_reset=1767225600,
-            cycle_length=2678400,
             up=True,
             last_success={"usage": 1766000000.0, "subscription": 1766000001.0},
             ready=True,
-            names={("product_type", "text_to_speech"): "Text to Speech"},
         )
     )
     store.publish(WorkspaceSnapshot(name="eu", last_success={"usage": 0.0, "subscription": 0.0}))

@@ -1,6 +1,6 @@
-"""The real poller and client over loopback HTTP against the simulator.
+"""The real workspace loop and client over loopback HTTP against the simulator.
 
-The simulator's clock is frozen and shared with the poller, so each test decides
+The simulator's clock is frozen and shared with the loop, so each test decides
 when time passes; the ground truth comes from the simulator itself.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import sim_poller
+from support import credits_of, credits_part, sim_poller
 
-from exporter.core.state import StateStore
+from exporter.core.state import STATE_VERSION, StateStore
 from exporter.log import get_logger
-from exporter.polling.poller import WorkspacePoller
+from exporter.polling.loop import WorkspaceLoop
 from exporter.simulator import SimState, Simulator, cycle_bounds
 
 # 2026-11-25T15:37:00Z: a Wednesday afternoon, 18 days into the simulated cycle.
@@ -38,9 +38,10 @@ def truth(sim: Simulator) -> dict[str, float]:
     return {k: v for k, v in sim.state.truth(start - start % 60, end).items() if v}
 
 
-def counters(poller: WorkspacePoller) -> dict[str, float]:
-    assert poller.ledger is not None
-    return {labels[0]: v for labels, v in poller.ledger.total.items() if v}
+def counters(loop: WorkspaceLoop) -> dict[str, float]:
+    counted = credits_of(loop).counted
+    assert counted is not None
+    return {labels[0]: v for labels, v in counted.total.items() if v}
 
 
 def advance(sim: Simulator, seconds: float) -> None:
@@ -63,8 +64,9 @@ async def test_seeded_counters_equal_the_ground_truth(
     snapshot = poller.snapshot()
     assert snapshot.up
     assert snapshot.ready
-    assert snapshot.cycle is not None
-    assert {k[0]: v for k, v in snapshot.cycle.items() if v} == truth(sim)
+    cycle = credits_part(poller).cycle
+    assert cycle is not None
+    assert {k[0]: v for k, v in cycle.items() if v} == truth(sim)
 
 
 async def test_late_revision_raises_the_counter_by_exactly_its_size(
@@ -81,9 +83,8 @@ async def test_late_revision_raises_the_counter_by_exactly_its_size(
     assert counters(poller)["dubbing"] == before + 7.5
     sim.state.adjustments[(3, bucket // 60)] = 7.5 - 2.0
     await poller.poll_once()
-    assert poller.ledger is not None
     assert counters(poller)["dubbing"] == before + 7.5
-    assert poller.ledger.down[("dubbing",)] == 2.0
+    assert credits_of(poller).counted.down[("dubbing",)] == 2.0
 
 
 @pytest.mark.parametrize("downtime", [20 * 60, 5 * 3600])
@@ -172,5 +173,5 @@ async def test_state_file_is_valid_json_with_a_version(
     state.flush()
     data = json.loads((tmp_path / "state.json").read_text())
     assert data["format"] == "elevenlabs-exporter-state"
-    assert data["version"] == 1
+    assert data["version"] == STATE_VERSION == 2
     assert data["workspaces"]["main"]["base_url"] == sim.url

@@ -1,4 +1,5 @@
-"""Unit tests of the ledger's planning, revisions, cycles and persistence."""
+"""Unit tests of the ledger's planning, revisions, cycles and persistence, with its
+increments summed by a plain router as the exporter runs it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import itertools
 import pytest
 
 from exporter.api.parse import UsageRow
-from exporter.core.ledger import Ledger, ReadPlan, Window, coarse_windows, fine_windows
+from exporter.core.counted import Counted
+from exporter.core.ledger import Ledger, ReadPlan
+from exporter.core.windows import Window, coarse_windows, fine_windows
 
 TTS = ("text_to_speech",)
 HOUR = 3600
@@ -54,44 +57,44 @@ def test_requests_per_poll_do_not_grow_with_history() -> None:
 
 def test_late_upward_revision_adds_exactly_its_delta() -> None:
     """A bucket re-read with a larger value adds the difference, once."""
-    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    plan = ledger.plan(T0 + 600)
-    ledger.apply(plan, rows((T0 + 300, 10.0)))
-    plan = ledger.plan(T0 + 660)
-    ledger.apply(plan, rows((T0 + 300, 17.5)))
-    plan = ledger.plan(T0 + 720)
-    ledger.apply(plan, rows((T0 + 300, 17.5)))
-    assert ledger.total[TTS] == 17.5
-    assert ledger.down[TTS] == 0.0
+    counted = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    plan = counted.ledger.plan(T0 + 600)
+    counted.apply(plan, rows((T0 + 300, 10.0)))
+    plan = counted.ledger.plan(T0 + 660)
+    counted.apply(plan, rows((T0 + 300, 17.5)))
+    plan = counted.ledger.plan(T0 + 720)
+    counted.apply(plan, rows((T0 + 300, 17.5)))
+    assert counted.total[TTS] == 17.5
+    assert counted.down[TTS] == 0.0
 
 
 def test_downward_revision_is_counted_apart_and_never_subtracted() -> None:
     """A smaller value leaves the counter alone, feeds the downward counter, and lowers
     the cycle gauge (the API's current view)."""
-    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    ledger.apply(ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
-    ledger.apply(ledger.plan(T0 + 660), rows((T0 + 300, 4.0)))
-    assert ledger.total[TTS] == 10.0
-    assert ledger.down[TTS] == 6.0
-    assert ledger.cycle[TTS] == 4.0
+    counted = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    counted.apply(counted.ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
+    counted.apply(counted.ledger.plan(T0 + 660), rows((T0 + 300, 4.0)))
+    assert counted.total[TTS] == 10.0
+    assert counted.down[TTS] == 6.0
+    assert counted.ledger.cycle[TTS] == 4.0
 
 
 def test_bucket_missing_from_a_later_answer_was_revised_to_zero() -> None:
     """A revisable bucket absent from an answer that covered it counts as revised to 0."""
-    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    ledger.apply(ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
-    ledger.apply(ledger.plan(T0 + 660), [])
-    assert ledger.total[TTS] == 10.0
-    assert ledger.down[TTS] == 10.0
-    assert ledger.cycle[TTS] == 0.0
+    counted = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    counted.apply(counted.ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
+    counted.apply(counted.ledger.plan(T0 + 660), [])
+    assert counted.total[TTS] == 10.0
+    assert counted.down[TTS] == 10.0
+    assert counted.ledger.cycle[TTS] == 0.0
 
 
 def test_outage_longer_than_the_lookback_rereads_the_gap_once() -> None:
     """After an outage the plan re-reads what was revisable, reads the gap as settled,
     and reads the new lookback: the windows tile the time since the last coverage."""
-    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    ledger.apply(ledger.plan(T0 + 2 * HOUR))
-    plan = ledger.plan(T0 + 9 * HOUR)
+    counted = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    counted.apply(counted.ledger.plan(T0 + 2 * HOUR))
+    plan = counted.ledger.plan(T0 + 9 * HOUR)
     assert plan.revisable[0].start == T0 + HOUR
     spans = sorted((w.start, w.end) for w in plan.windows)
     assert spans[0][0] == T0 + HOUR
@@ -102,34 +105,35 @@ def test_outage_longer_than_the_lookback_rereads_the_gap_once() -> None:
 def test_fixed_anchor_keeps_counting_across_a_cycle_and_rebuilds_the_cycle_gauge() -> None:
     """With count_from fixed, a new billing cycle leaves the counter alone and the cycle
     gauge restarts from the buckets of the new cycle."""
-    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    ledger.apply(ledger.plan(T0 + 600), rows((T0 + 60, 5.0), (T0 + 300, 7.0)))
-    ledger.start_cycle(T0 + 120)
-    assert ledger.cycle_known
-    assert ledger.cycle[TTS] == 7.0
-    assert ledger.total[TTS] == 12.0
+    counted = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    counted.apply(counted.ledger.plan(T0 + 600), rows((T0 + 60, 5.0), (T0 + 300, 7.0)))
+    counted.ledger.start_cycle(T0 + 120)
+    assert counted.ledger.cycle_known
+    assert counted.ledger.cycle[TTS] == 7.0
+    assert counted.total[TTS] == 12.0
 
 
 def test_cycle_start_before_what_is_held_is_read_back() -> None:
     """A cycle that began before the held buckets is rebuilt from a cycle-only read."""
-    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    ledger.apply(ledger.plan(T0 + 3 * HOUR), rows((T0 + 2 * HOUR + 60, 3.0)))
-    ledger.start_cycle(T0 + HOUR)
-    assert not ledger.cycle_known
-    plan = ledger.plan(T0 + 3 * HOUR + 60)
+    counted = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    counted.apply(counted.ledger.plan(T0 + 3 * HOUR), rows((T0 + 2 * HOUR + 60, 3.0)))
+    counted.ledger.start_cycle(T0 + HOUR)
+    assert not counted.ledger.cycle_known
+    plan = counted.ledger.plan(T0 + 3 * HOUR + 60)
     assert plan.cycle_only
-    ledger.apply(plan, rows((T0 + 2 * HOUR + 60, 3.0)), [], rows((T0 + HOUR + 60, 4.0)))
-    assert ledger.cycle_known
-    assert ledger.cycle[TTS] == 7.0
+    counted.apply(plan, rows((T0 + 2 * HOUR + 60, 3.0)), [], rows((T0 + HOUR + 60, 4.0)))
+    assert counted.ledger.cycle_known
+    assert counted.ledger.cycle[TTS] == 7.0
 
 
 def test_state_round_trip_resumes_exactly() -> None:
     """A ledger rebuilt from its state answers the next poll exactly like the original."""
-    a = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    a.apply(a.plan(T0 + 600), rows((T0 + 300, 10.0), (T0 + 360, 2.5)))
-    b = Ledger.from_state(a.to_state(), lookback=HOUR)
-    for ledger in (a, b):
-        ledger.apply(ledger.plan(T0 + 660), rows((T0 + 300, 12.0), (T0 + 360, 2.5)))
+    a = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    a.apply(a.ledger.plan(T0 + 600), rows((T0 + 300, 10.0), (T0 + 360, 2.5)))
+    b = Counted.plain(Ledger.from_state(a.ledger.to_state(), lookback=HOUR))
+    b.router.restore(a.router.to_state())
+    for counted in (a, b):
+        counted.apply(counted.ledger.plan(T0 + 660), rows((T0 + 300, 12.0), (T0 + 360, 2.5)))
     assert a.to_state() == b.to_state()
     assert b.total[TTS] == 14.5
 
@@ -139,16 +143,16 @@ def test_state_round_trip_resumes_exactly() -> None:
     [
         lambda s: s.pop("live"),
         lambda s: s.update(anchor="yesterday"),
-        lambda s: s.update(total=[[["a", "b"], 1.0]]),
+        lambda s: s.update(cycle=[[["a", "b"], 1.0]]),
         lambda s: s.update(settled_until=s["covered_until"] + 60),
         lambda s: s.update(live=[[1, ["x"], "many", 0, 0]]),
     ],
 )
 def test_malformed_state_is_refused(damage: object) -> None:
     """Damaged state raises ValueError (the caller then reseeds), never anything else."""
-    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    ledger.apply(ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
-    state = ledger.to_state()
+    counted = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    counted.apply(counted.ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
+    state = counted.ledger.to_state()
     damage(state)  # type: ignore[operator]
     with pytest.raises(ValueError, match="malformed"):
         Ledger.from_state(state, lookback=HOUR)
@@ -157,12 +161,12 @@ def test_malformed_state_is_refused(damage: object) -> None:
 def test_floor_keeps_a_reseed_from_dropping_the_counter() -> None:
     """A reseed that cannot resume the old ledger never exports less than it did: credits
     revised away before the restart are added back on top of the reseeded values."""
-    old = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    old.apply(old.plan(T0 + 600), rows((T0 + 300, 10.0)))
-    old.apply(old.plan(T0 + 660), rows((T0 + 300, 6.0)))  # revised down by 4
-    fresh = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    fresh.floor_at(old.total, old.down)
-    plan = fresh.plan(T0 + 900)
+    old = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    old.apply(old.ledger.plan(T0 + 600), rows((T0 + 300, 10.0)))
+    old.apply(old.ledger.plan(T0 + 660), rows((T0 + 300, 6.0)))  # revised down by 4
+    fresh = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    fresh.router.floor_at(old.total, old.down)
+    plan = fresh.ledger.plan(T0 + 900)
     fresh.apply(plan, rows((T0 + 300, 6.0), (T0 + 720, 1.0)))
     assert fresh.total[TTS] == 11.0  # 10 seen before + 1 new
     assert fresh.down[TTS] == 4.0
@@ -170,10 +174,10 @@ def test_floor_keeps_a_reseed_from_dropping_the_counter() -> None:
 
 def test_nothing_is_read_before_the_anchor() -> None:
     """A clock before the anchor plans nothing; rows before the anchor are ignored."""
-    ledger = Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0)
-    assert ledger.plan(T0 - 300).windows == ()
-    ledger.apply(
+    counted = Counted.plain(Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0))
+    assert counted.ledger.plan(T0 - 300).windows == ()
+    counted.apply(
         ReadPlan(end=T0 + 60, fold_at=T0, revisable=(Window(T0 - 60, T0 + 60, 60),)),
         rows((T0 - 60, 50.0), (T0, 1.0)),
     )
-    assert ledger.total[TTS] == 1.0
+    assert counted.total[TTS] == 1.0

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.api.parse import Labels, UsageRow
+from exporter.core.counted import Counted
 from exporter.core.ledger import Ledger, ReadPlan
 
 BUCKET = 60
@@ -73,10 +74,13 @@ step = st.fixed_dictionaries(
 
 def _run(
     start_offset: int, steps: list[dict[str, object]], *, additive: bool = False
-) -> tuple[Ledger, ModelApi, list[str]]:
-    """Drive a ledger through ``steps``; ``additive`` turns "set to v" into "add v"."""
+) -> tuple[Counted, ModelApi, list[str]]:
+    """Drive a ledger and its counters through ``steps``; ``additive`` turns "set to v"
+    into "add v"."""
     api = ModelApi()
-    ledger = Ledger(anchor=ANCHOR, bucket=BUCKET, lookback=LOOKBACK, cycle_start=ANCHOR)
+    ledger = Counted.plain(
+        Ledger(anchor=ANCHOR, bucket=BUCKET, lookback=LOOKBACK, cycle_start=ANCHOR)
+    )
     now = ANCHOR + start_offset * BUCKET
     # History before the exporter ever ran: settled usage it must seed.
     for bucket in range(ANCHOR, now - LOOKBACK, BUCKET * 7):
@@ -86,7 +90,7 @@ def _run(
     previous_down: dict[Labels, float] = {}
 
     def poll() -> None:
-        plan = ledger.plan(now + 5)  # a few seconds into the bucket: it is not read yet
+        plan = ledger.ledger.plan(now + 5)  # a few seconds into the bucket: it is not read yet
         ledger.apply(plan, *api.fetch(plan))
         for labels in set(previous_total) | set(ledger.total):
             if ledger.total.get(labels, 0.0) < previous_total.get(labels, 0.0):
@@ -106,7 +110,8 @@ def _run(
                 api.values[key] = api.values.get(key, 0.0) + value if additive else value
         if item["restart"]:
             state = json.loads(json.dumps(ledger.to_state()))
-            ledger = Ledger.from_state(state, lookback=LOOKBACK)
+            ledger = Counted.plain(Ledger.from_state(state["ledger"], lookback=LOOKBACK))
+            ledger.router.restore(state["router"])
         if item["poll"]:
             poll()
     # Data stops changing; keep polling until every bucket has settled.
@@ -132,7 +137,7 @@ def test_counters_are_exact_and_monotonic(
         highest = sum(max(api.served[k]) for k in buckets)
         final = sum(api.values.get(k, 0.0) for k in buckets)
         assert ledger.total.get(labels, 0.0) == highest
-        assert ledger.cycle.get(labels, 0.0) == final
+        assert ledger.ledger.cycle.get(labels, 0.0) == final
         monotone_after_fall = all(
             not any(
                 later > earlier
@@ -169,4 +174,4 @@ def test_memory_is_bounded_by_the_lookback(steps: list[dict[str, object]]) -> No
     """However long it runs, the ledger holds at most the buckets of one lookback plus
     one poll's advance, per label set."""
     ledger, _, _ = _run(0, steps)
-    assert ledger.live_entries <= (LOOKBACK // BUCKET + 1) * len(PRODUCTS)
+    assert ledger.ledger.live_entries <= (LOOKBACK // BUCKET + 1) * len(PRODUCTS)

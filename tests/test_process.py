@@ -139,7 +139,7 @@ def test_sigterm_exits_zero_quickly_and_writes_state(tmp_path: Path) -> None:
     finally:
         sim.stop()
     assert code == 0
-    assert json.loads(state.read_text())["workspaces"]["main"]["ledger"]["total"]
+    assert json.loads(state.read_text())["workspaces"]["main"]["credits"]["router"]["total"]
 
 
 def test_demo_never_writes_a_state_file(tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ from exporter.api.parse import Subscription
 from exporter.core.snapshot import SnapshotStore, WorkspaceSnapshot
 from exporter.metrics.exposition import encode
 from exporter.metrics.render import fast_format, render
+from exporter.polling.cost import CostPart
+from exporter.polling.credits import CreditsPart
+from exporter.polling.subscription import SubscriptionPart
 from exporter.runtime import build_registry
 
 ACCEPTS = [
@@ -28,25 +31,29 @@ def registry_with_everything() -> CollectorRegistry:
     registry, telemetry = build_registry(store)
     credits = {("text_to_speech", value): 1.5 + i for i, value in enumerate(AWKWARD)}
     store.publish(
-        WorkspaceSnapshot(
-            name="main",
-            label_names=("product_type", "voice_id"),
-            credits=credits,
-            downward=dict.fromkeys(credits, 0.0),
-            cycle=credits,
-            up=True,
-            subscription=Subscription(
-                tier='tier "x"',
-                status="active",
-                credits_used=1e21,
-                credits_limit=float("inf"),
-                reset_at=1767225600,
+        WorkspaceSnapshot.of(
+            "main",
+            CreditsPart(
+                label_names=("product_type", "voice_id"),
+                credits=credits,
+                downward=dict.fromkeys(credits, 0.0),
+                cycle=credits,
+                names={("voice_id", v): f"Name {v}" for v in AWKWARD},
             ),
+            SubscriptionPart(
+                Subscription(
+                    tier='tier "x"',
+                    status="active",
+                    credits_used=1e21,
+                    credits_limit=float("inf"),
+                    reset_at=1767225600,
+                ),
+                cycle_reset=None,
+                cycle_length=None,
+            ),
+            CostPart(cost={("dubbing",): 0.0001}, charges={("dubbing",): 3.0}, currency="eur"),
+            up=True,
             last_success={"usage": 1766000000.123, "subscription": 0.0},
-            names={("voice_id", v): f"Name {v}" for v in AWKWARD},
-            cost={("dubbing",): 0.0001},
-            charges={("dubbing",): 3.0},
-            currency="eur",
         )
     )
     telemetry.register_workspace("main")

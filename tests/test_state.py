@@ -13,14 +13,16 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from support import credits_of
 
 from exporter.api.errors import ApiError
 from exporter.api.parse import Subscription, UsageTable, parse_subscription, parse_usage
 from exporter.config import Config, KeySource, Secret, WorkspaceConfig
 from exporter.core.snapshot import SnapshotStore
-from exporter.core.state import StateStore
+from exporter.core.state import STATE_VERSION, StateStore
 from exporter.log import get_logger
-from exporter.polling.poller import WorkspacePoller
+from exporter.polling.loop import WorkspaceLoop
+from exporter.polling.workspace import workspace_loop
 from exporter.simulator import SimState, cycle_bounds
 from exporter.simulator.tables import usage_answer
 
@@ -93,31 +95,31 @@ class SimClient:
 
 def make_poller(
     state: SimState, client: Any, store: StateStore | None = None, lookback: int = 7200
-) -> WorkspacePoller:
+) -> WorkspaceLoop:
     workspace = WorkspaceConfig("main", Secret("demo"), KeySource("demo"), "http://sim")
     config = Config(workspaces=(workspace,), lookback=lookback)
     from exporter.metrics.telemetry import Telemetry
 
-    return WorkspacePoller(
-        workspace="main",
-        base_url="http://sim",
-        client=client,
-        config=config,
+    return workspace_loop(
+        workspace,
+        config,
+        client,
         snapshots=SnapshotStore(["main"]),
         telemetry=Telemetry(CollectorRegistry()),
         log=LOG,
-        state=store,
         clock=state.now,
+        state=store,
     )
 
 
-def exact(poller: WorkspacePoller, state: SimState) -> bool:
+def exact(poller: WorkspaceLoop, state: SimState) -> bool:
     start, _ = cycle_bounds(state.now())
     truth = {
         k: v for k, v in state.truth(start - start % 60, int(state.now() // 60) * 60).items() if v
     }
-    assert poller.ledger is not None
-    return {k[0]: v for k, v in poller.ledger.total.items() if v} == truth
+    counted = credits_of(poller).counted
+    assert counted is not None
+    return {k[0]: v for k, v in counted.total.items() if v} == truth
 
 
 def damage_cases(good: bytes) -> dict[str, bytes | None]:
@@ -125,7 +127,7 @@ def damage_cases(good: bytes) -> dict[str, bytes | None]:
     foreign = dict(data, version=99)
     not_ours = {"hello": "world"}
     broken_ledger = json.loads(good)
-    broken_ledger["workspaces"]["main"]["ledger"]["live"] = "nonsense"
+    broken_ledger["workspaces"]["main"]["credits"]["ledger"]["live"] = "nonsense"
     return {
         "missing": None,
         "empty": b"",
@@ -163,7 +165,7 @@ async def test_bad_state_files_are_survived_by_reseeding(tmp_path: Path, case: s
     assert await second.poll_once()
     assert exact(second, state)
     assert reloaded.flush()
-    assert json.loads(path.read_bytes())["version"] == 1
+    assert json.loads(path.read_bytes())["version"] == STATE_VERSION
 
 
 async def test_a_week_with_random_faults_stays_exact_and_bounded() -> None:
@@ -180,9 +182,10 @@ async def test_a_week_with_random_faults_stays_exact_and_bounded() -> None:
         state.frozen_at = START + step * 300
         client.down = 1000 <= step < 1096  # eight hours down
         await poller.poll_once()
-        if poller.ledger is not None:
-            peak = max(peak, poller.ledger.live_entries)
-            assert len(poller.ledger.total) <= 7
+        counted = credits_of(poller).counted
+        if counted is not None:
+            peak = max(peak, counted.ledger.live_entries)
+            assert len(counted.total) <= 7
     assert peak <= bound
     client.down, client.fail_rate = False, 0.0
     state.frozen_at = state.now() + 300

@@ -1,24 +1,27 @@
-"""Exact counters from usage buckets that ElevenLabs keeps revising.
+"""Exact counter increments from usage buckets that ElevenLabs keeps revising.
 
 The usage endpoint answers credits per (bucket, label set). Recent buckets are
-incomplete and grow as data arrives. The ledger turns the answers into counters
-that never count a bucket twice and never go down:
+incomplete and grow as data arrives. The ledger turns the answers into increments
+that never count a bucket twice and are never negative:
 
 * every poll re-reads every bucket still inside the lookback (the *revisable*
   buckets) and keeps, per bucket, the highest value seen (``hwm``), the value last
   seen (``last``) and the largest shortfall of ``last`` below ``hwm`` (``short``);
-* a value above ``hwm`` adds the difference to the counter; a value below it adds
-  any growth of the shortfall to the downward-revision counter, never subtracting;
+* a value above ``hwm`` adds the difference to the ``used`` increment; a value below
+  it adds any growth of the shortfall to the ``down`` increment, never subtracting;
 * a revisable bucket missing from an answer that covered it was revised to 0;
-* buckets that leave the lookback are folded: their entries are dropped, their
-  credits stay in the counters, so memory is bounded by the lookback;
+* buckets that leave the lookback are folded: their entries are dropped (their
+  credits were already handed out as increments), so memory is bounded by the
+  lookback;
 * usage older than the lookback that was never read (the first seeding since the
   anchor, or an outage longer than the lookback) is read once, in coarse buckets,
-  as *settled* usage and added as it is.
+  as *settled* usage and handed out as it is.
 
-So, once the API's data stops changing, ``total == Σ hwm`` over all buckets since
-the anchor, and when no bucket rose again after falling, ``down == Σ (hwm - final)``,
-that is ``total - down`` equals the API's own sum.
+The ledger keeps no totals: :meth:`Ledger.apply` returns the increments and the
+:class:`~exporter.core.router.SeriesRouter` adds them up, the one place each counter
+is accumulated. Once the API's data stops changing, the sum of the ``used``
+increments is ``Σ hwm`` over all buckets since the anchor, and when no bucket rose
+again after falling the sum of ``down`` is ``Σ (hwm - final)``.
 
 ``cycle`` is a gauge of the API's current view of the billing cycle: Σ ``last``
 over the buckets since the cycle start (it may go down when the API revises down).
@@ -26,26 +29,12 @@ over the buckets since the cycle start (it may go down when the API revises down
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 from exporter.api.parse import Labels, UsageRow
-
-STATE_VERSION = 1
-COARSE_SECONDS = 3600  # hour buckets for settled history
-MAX_FINE_BUCKETS = 1440  # one request asks for at most a day of minute buckets
-MAX_COARSE_BUCKETS = 168  # and at most a week of hour buckets
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One request's time range ``[start, end)`` and bucket width, in seconds."""
-
-    start: int
-    end: int
-    interval: int
+from exporter.core.windows import COARSE_SECONDS, Window, coarse_windows, fine_windows, floor_to
 
 
 @dataclass(frozen=True)
@@ -64,6 +53,21 @@ class ReadPlan:
         return self.revisable + self.settled + self.cycle_only
 
 
+@dataclass
+class Increments:
+    """What one apply added, per raw label set: to the counter and to the downward
+    counter. Every label set the answer held is present, at 0 if nothing was added,
+    so that its series exist from the first time it was seen."""
+
+    used: dict[Labels, float] = field(default_factory=dict)
+    down: dict[Labels, float] = field(default_factory=dict)
+
+    def add(self, labels: Labels, used: float = 0.0, down: float = 0.0) -> None:
+        """Add to one label set's increments (creating both at 0)."""
+        self.used[labels] = self.used.get(labels, 0.0) + used
+        self.down[labels] = self.down.get(labels, 0.0) + down
+
+
 @dataclass(slots=True)
 class _Entry:
     hwm: float = 0.0
@@ -71,50 +75,8 @@ class _Entry:
     last: float = 0.0
 
 
-def _floor(value: float, step: int) -> int:
-    return int(value // step) * step
-
-
-def _ceil(value: int, step: int) -> int:
-    return -((-value) // step) * step
-
-
-def fine_windows(
-    start: int, end: int, bucket: int, max_buckets: int = MAX_FINE_BUCKETS
-) -> list[Window]:
-    """``[start, end)`` in bucket-wide windows of at most ``max_buckets`` buckets."""
-    out, chunk = [], bucket * max_buckets
-    while start < end:
-        stop = min(end, start + chunk)
-        out.append(Window(start, stop, bucket))
-        start = stop
-    return out
-
-
-def coarse_windows(
-    start: int,
-    end: int,
-    bucket: int,
-    breaks: Iterable[int] = (),
-    coarse: int = COARSE_SECONDS,
-    max_coarse: int = MAX_COARSE_BUCKETS,
-) -> list[Window]:
-    """``[start, end)`` in hour buckets where hours fit whole, fine buckets at the edges.
-
-    ``breaks`` are times no coarse bucket may straddle (the cycle start), so every
-    bucket lies wholly on one side of them.
-    """
-    points = sorted({start, end, *(b for b in breaks if start < b < end)})
-    out: list[Window] = []
-    for lo, hi in pairwise(points):
-        lo_c, hi_c = _ceil(lo, coarse), _floor(hi, coarse)
-        if lo_c >= hi_c:
-            out += fine_windows(lo, hi, bucket)
-            continue
-        out += fine_windows(lo, lo_c, bucket)
-        out += fine_windows(lo_c, hi_c, coarse, max_coarse)
-        out += fine_windows(hi_c, hi, bucket)
-    return out
+def _add(target: dict[Labels, float], labels: Labels, amount: float) -> None:
+    target[labels] = target.get(labels, 0.0) + amount
 
 
 @dataclass
@@ -127,21 +89,18 @@ class Ledger:
     cycle_start: int | None = None
     label_names: tuple[str, ...] = ("product_type",)
     coarse: int = COARSE_SECONDS  # bucket for settled history (a day for daily-only endpoints)
-    total: dict[Labels, float] = field(default_factory=dict)
-    down: dict[Labels, float] = field(default_factory=dict)
     cycle: dict[Labels, float] = field(default_factory=dict)
     covered_until: int = -1
     settled_until: int = -1
     cycle_pending: bool = False
     _live: dict[int, dict[Labels, _Entry]] = field(default_factory=dict)
-    _pending_floor: tuple[dict[Labels, float], dict[Labels, float]] | None = None
 
     def __post_init__(self) -> None:
-        self.anchor = _floor(self.anchor, self.bucket)
+        self.anchor = floor_to(self.anchor, self.bucket)
         if self.covered_until < 0:
             self.covered_until = self.settled_until = self.anchor
         if self.cycle_start is not None:
-            self.cycle_start = _floor(self.cycle_start, self.bucket)
+            self.cycle_start = floor_to(self.cycle_start, self.bucket)
             self.cycle_pending = self.cycle_pending or self.cycle_start < self.anchor
 
     @property
@@ -151,7 +110,7 @@ class Ledger:
 
     def plan(self, now: float) -> ReadPlan:
         """The windows to read at ``now``: bucket-aligned, ending at the last whole bucket."""
-        end = max(_floor(now, self.bucket), self.covered_until)
+        end = max(floor_to(now, self.bucket), self.covered_until)
         if end <= self.anchor:
             return ReadPlan(end=self.covered_until, fold_at=self.settled_until)
         fold_at = max(self.anchor, end - self.lookback, self.settled_until)
@@ -177,7 +136,7 @@ class Ledger:
 
     def start_cycle(self, cycle_start: int) -> None:
         """A new billing cycle began: rebuild the cycle gauge (the counters go on)."""
-        cycle_start = _floor(cycle_start, self.bucket)
+        cycle_start = floor_to(cycle_start, self.bucket)
         if cycle_start == self.cycle_start:
             return
         self.cycle_start = cycle_start
@@ -187,7 +146,7 @@ class Ledger:
             for bucket, entries in self._live.items():
                 if bucket >= cycle_start:
                     for labels, entry in entries.items():
-                        self._add(self.cycle, labels, entry.last)
+                        _add(self.cycle, labels, entry.last)
             self.cycle_pending = False
         else:
             self.cycle_pending = True
@@ -196,10 +155,6 @@ class Ledger:
     def cycle_known(self) -> bool:
         """Whether the cycle gauge is complete (a cycle start is known and read)."""
         return self.cycle_start is not None and not self.cycle_pending
-
-    @staticmethod
-    def _add(target: dict[Labels, float], labels: Labels, amount: float) -> None:
-        target[labels] = target.get(labels, 0.0) + amount
 
     def _in_cycle(self, bucket: int) -> bool:
         return self.cycle_start is not None and bucket >= self.cycle_start
@@ -210,31 +165,40 @@ class Ledger:
         revisable: Sequence[UsageRow] = (),
         settled: Sequence[UsageRow] = (),
         cycle_only: Sequence[UsageRow] = (),
-    ) -> None:
-        """Take in the rows read for ``plan`` (all of them: a poll applies whole or not)."""
+    ) -> Increments:
+        """Take in the rows read for ``plan`` (all of them: a poll applies whole or not)
+        and return what they add to the counters."""
         if plan.cycle_only and self.cycle_pending:
-            self.cycle = {}
-            for row in cycle_only:
-                if self._in_cycle(row.bucket) and row.bucket < self.settled_until:
-                    self._add(self.cycle, row.labels, row.credits)
-            for bucket, entries in self._live.items():
-                if self._in_cycle(bucket):
-                    for labels, entry in entries.items():
-                        self._add(self.cycle, labels, entry.last)
-            self.cycle_pending = False
-
+            self._rebuild_cycle(cycle_only)
+        out = Increments()
         for row in settled:
             if row.bucket < self.anchor:
                 continue
             if row.credits >= 0:
-                self._add(self.total, row.labels, row.credits)
+                out.add(row.labels, used=row.credits)
             else:
-                self._add(self.down, row.labels, -row.credits)
-            self.total.setdefault(row.labels, 0.0)
-            self.down.setdefault(row.labels, 0.0)
+                out.add(row.labels, down=-row.credits)
             if self._in_cycle(row.bucket):
-                self._add(self.cycle, row.labels, row.credits)
+                _add(self.cycle, row.labels, row.credits)
+        self._revise_all(plan, revisable, out)
+        self.covered_until = max(self.covered_until, plan.end)
+        self.settled_until = max(self.settled_until, plan.fold_at)
+        for bucket in [b for b in self._live if b < self.settled_until]:
+            del self._live[bucket]
+        return out
 
+    def _rebuild_cycle(self, cycle_only: Sequence[UsageRow]) -> None:
+        self.cycle = {}
+        for row in cycle_only:
+            if self._in_cycle(row.bucket) and row.bucket < self.settled_until:
+                _add(self.cycle, row.labels, row.credits)
+        for bucket, entries in self._live.items():
+            if self._in_cycle(bucket):
+                for labels, entry in entries.items():
+                    _add(self.cycle, labels, entry.last)
+        self.cycle_pending = False
+
+    def _revise_all(self, plan: ReadPlan, revisable: Sequence[UsageRow], out: Increments) -> None:
         seen: dict[tuple[int, Labels], float] = {}
         for row in revisable:
             key = (row.bucket, row.labels)
@@ -254,59 +218,26 @@ class Ledger:
                         del self._live[bucket]
                     continue
                 found = entries[labels] = _Entry()
-            self._revise(bucket, labels, found, value)
+            self._revise(bucket, labels, found, value, out)
 
-        self.covered_until = max(self.covered_until, plan.end)
-        self.settled_until = max(self.settled_until, plan.fold_at)
-        for bucket in [b for b in self._live if b < self.settled_until]:
-            del self._live[bucket]
-        self._apply_floor()
-
-    def _revise(self, bucket: int, labels: Labels, entry: _Entry, value: float) -> None:
-        self.total.setdefault(labels, 0.0)
-        self.down.setdefault(labels, 0.0)
-        if value > entry.hwm:
-            self._add(self.total, labels, value - entry.hwm)
-            entry.hwm = value
+    def _revise(
+        self, bucket: int, labels: Labels, entry: _Entry, value: float, out: Increments
+    ) -> None:
+        grown = max(value - entry.hwm, 0.0)
+        entry.hwm = max(entry.hwm, value)
         shortfall = entry.hwm - value
-        if shortfall > entry.short:
-            self._add(self.down, labels, shortfall - entry.short)
-            entry.short = shortfall
+        fallen = max(shortfall - entry.short, 0.0)
+        entry.short = max(entry.short, shortfall)
+        out.add(labels, used=grown, down=fallen)
         if self._in_cycle(bucket):
-            self._add(self.cycle, labels, value - entry.last)
+            _add(self.cycle, labels, value - entry.last)
         entry.last = value
-
-    def floor_at(self, total: Mapping[Labels, float], down: Mapping[Labels, float]) -> None:
-        """After the next apply, never export less than an earlier run did.
-
-        Used when a reseed replaces a persisted ledger of the same anchor that could
-        not be resumed. A reseed reads the API's current values, which lack the
-        credits later revised away; a lower counter would read to Prometheus as a
-        reset (a false spike of the whole value). The credits revised away are
-        known from the old downward counter, so the reseeded total is raised by
-        them, and never left below the old total.
-        """
-        self._pending_floor = (dict(total), dict(down))
-
-    def _apply_floor(self) -> None:
-        if self._pending_floor is None:
-            return
-        total, down = self._pending_floor
-        self._pending_floor = None
-        for labels in set(total) | set(down):
-            revised_away = down.get(labels, 0.0)
-            current = self.total.get(labels, 0.0)
-            self.total[labels] = max(total.get(labels, 0.0), current + revised_away)
-            self.down[labels] = max(self.down.get(labels, 0.0), revised_away)
 
     # Persistence ---------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """Everything needed to resume exactly, as JSON-ready data."""
-
-        def pairs(values: Mapping[Labels, float]) -> list[list[Any]]:
-            return [[list(k), v] for k, v in sorted(values.items())]
-
+        """Everything needed to resume exactly, as JSON-ready data (no totals: the
+        router persists those)."""
         return {
             "anchor": self.anchor,
             "bucket": self.bucket,
@@ -316,9 +247,7 @@ class Ledger:
             "covered_until": self.covered_until,
             "settled_until": self.settled_until,
             "cycle_pending": self.cycle_pending,
-            "total": pairs(self.total),
-            "down": pairs(self.down),
-            "cycle": pairs(self.cycle),
+            "cycle": [[list(k), v] for k, v in sorted(self.cycle.items())],
             "live": [
                 [bucket, list(labels), e.hwm, e.short, e.last]
                 for bucket, entries in sorted(self._live.items())
@@ -337,9 +266,6 @@ class Ledger:
                     raise ValueError("label set of the wrong width")
                 return tuple(str(x) for x in raw)
 
-            def mapping(raw: Any) -> dict[Labels, float]:
-                return {labels_of(k): _number(v) for k, v in raw}
-
             cycle_start = data["cycle_start"]
             ledger = cls(
                 anchor=_int(data["anchor"]),
@@ -347,9 +273,7 @@ class Ledger:
                 lookback=lookback,
                 cycle_start=None if cycle_start is None else _int(cycle_start),
                 label_names=names,
-                total=mapping(data["total"]),
-                down=mapping(data["down"]),
-                cycle=mapping(data["cycle"]),
+                cycle={labels_of(k): _number(v) for k, v in data["cycle"]},
                 covered_until=_int(data["covered_until"]),
                 settled_until=_int(data["settled_until"]),
                 cycle_pending=bool(data["cycle_pending"]),

@@ -1,15 +1,17 @@
-"""Bounded label sets for opt-in dimensions, without breaking the counters.
+"""The exported counters: increments routed to bounded label sets, and accumulated.
+
+This is the one place a counter is accumulated. The ledger hands out increments per
+raw label set; the router adds each to the series the raw label set maps to at that
+moment, and persists the totals once.
 
 A workspace may group usage by dimensions with many values (500 voices, thousands of
 users). Each such dimension gets at most ``cap`` values of its own (the top values by
 credits this cycle, or an allowlist); every other value is folded into ``other``.
-
 Membership is sticky within a ledger's life: once a value has its own series it
-keeps it, so no exported series ever shrinks. Counters are built by *routing*: each
-time the ledger's raw totals grow, the growth is added to the series the raw label
-set maps to at that moment. A value promoted later starts its own series at 0 while
-its earlier credits stay in ``other``. So every exported counter is monotonic, and
-their sum is always exactly the ledger's total.
+keeps it, so no exported series ever shrinks. A value promoted later starts its own
+series at 0 while its earlier credits stay in ``other``. So every exported counter
+is monotonic, and their sum is always exactly the sum of the increments. Without
+bounded dimensions the mapping is the identity.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from exporter.api.parse import Labels
+from exporter.core.ledger import Increments
 
 OTHER = "other"
 
@@ -28,19 +31,18 @@ class SeriesRouter:
     def __init__(
         self,
         label_names: tuple[str, ...],
-        caps: Mapping[str, int | None],
+        caps: Mapping[str, int | None] | None = None,
         allow: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.label_names = label_names
-        self.caps = dict(caps)
+        self.caps = dict(caps or {})
         self.allow = dict(allow or {})
         self.members: dict[str, set[str]] = {
             d: set(self.allow.get(d, ())) for d in label_names if self._bounded(d)
         }
         self.total: dict[Labels, float] = {}
         self.down: dict[Labels, float] = {}
-        self._routed_total: dict[Labels, float] = {}
-        self._routed_down: dict[Labels, float] = {}
+        self._floor: tuple[dict[Labels, float], dict[Labels, float]] | None = None
 
     def _bounded(self, dimension: str) -> bool:
         return dimension in self.allow or self.caps.get(dimension) is not None
@@ -73,26 +75,39 @@ class SeriesRouter:
                 if credits > 0 and value != OTHER:
                     members.add(value)
 
-    def update(
-        self,
-        total: Mapping[Labels, float],
-        down: Mapping[Labels, float],
-        ranking: Mapping[Labels, float],
-    ) -> None:
-        """Route the growth of the raw counters since the last update."""
-        self._admit(ranking)
-        for raw, value in total.items():
-            grown = value - self._routed_total.get(raw, 0.0)
+    def add(self, increments: Increments, ranking: Mapping[Labels, float]) -> None:
+        """Add one apply's increments, after admitting the values ``ranking`` favours."""
+        if self.members:
+            self._admit(ranking)
+        for raw, amount in increments.used.items():
             key = self.map(raw)
-            self.total[key] = self.total.get(key, 0.0) + max(grown, 0.0)
-            self._routed_total[raw] = max(value, self._routed_total.get(raw, 0.0))
-        for raw, value in down.items():
-            grown = value - self._routed_down.get(raw, 0.0)
-            key = self.map(raw)
-            self.down[key] = self.down.get(key, 0.0) + max(grown, 0.0)
-            self._routed_down[raw] = max(value, self._routed_down.get(raw, 0.0))
-        for key in self.total:
+            self.total[key] = self.total.get(key, 0.0) + amount
             self.down.setdefault(key, 0.0)
+        for raw, amount in increments.down.items():
+            key = self.map(raw)
+            self.down[key] = self.down.get(key, 0.0) + amount
+            self.total.setdefault(key, 0.0)
+        if self._floor is not None:
+            self._apply_floor(*self._floor)
+            self._floor = None
+
+    def floor_at(self, total: Mapping[Labels, float], down: Mapping[Labels, float]) -> None:
+        """After the next add, never export less than an earlier run did.
+
+        Used when a reseed replaces persisted counters that could not be resumed. A
+        reseed reads the API's current values, which lack the credits later revised
+        away; a lower counter would read to Prometheus as a reset (a false spike of
+        the whole value). The credits revised away are known from the old downward
+        counter, so the reseeded total is raised by them, and never left below the
+        old total.
+        """
+        self._floor = (dict(total), dict(down))
+
+    def _apply_floor(self, total: Mapping[Labels, float], down: Mapping[Labels, float]) -> None:
+        for key in set(total) | set(down):
+            revised_away = down.get(key, 0.0)
+            self.total[key] = max(total.get(key, 0.0), self.total.get(key, 0.0) + revised_away)
+            self.down[key] = max(self.down.get(key, 0.0), revised_away)
 
     def gauge(self, values: Mapping[Labels, float]) -> dict[Labels, float]:
         """A gauge (like the cycle's credits) summed over the current mapping."""
@@ -103,7 +118,7 @@ class SeriesRouter:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-ready state, persisted next to the ledger."""
+        """JSON-ready state: the membership and the exported totals."""
 
         def pairs(values: Mapping[Labels, float]) -> list[list[Any]]:
             return [[list(k), v] for k, v in sorted(values.items())]
@@ -113,12 +128,14 @@ class SeriesRouter:
             "members": {k: sorted(v) for k, v in self.members.items()},
             "total": pairs(self.total),
             "down": pairs(self.down),
-            "routed_total": pairs(self._routed_total),
-            "routed_down": pairs(self._routed_down),
         }
 
-    def restore(self, data: Mapping[str, Any]) -> None:
-        """Load a persisted state; raise ValueError if it does not fit."""
+    def restore(self, data: Mapping[str, Any], *, totals: bool = True) -> None:
+        """Load a persisted state; raise ValueError if it does not fit.
+
+        With ``totals`` False only the membership is taken and the totals become the
+        floor of the next add (a reseed, see :meth:`floor_at`).
+        """
         try:
             if tuple(data["label_names"]) != self.label_names:
                 raise ValueError("other dimensions")
@@ -134,10 +151,11 @@ class SeriesRouter:
 
             members = {str(k): {str(v) for v in vs} for k, vs in data["members"].items()}
             total, down = mapping(data["total"]), mapping(data["down"])
-            routed_total, routed_down = mapping(data["routed_total"]), mapping(data["routed_down"])
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"malformed router state: {err}") from None
         for name in self.members:
             self.members[name] |= members.get(name, set())
-        self.total, self.down = total, down
-        self._routed_total, self._routed_down = routed_total, routed_down
+        if totals:
+            self.total, self.down = total, down
+        else:
+            self.floor_at(total, down)

@@ -1,7 +1,10 @@
-"""Immutable snapshots: what the pollers publish and the collector reads.
+"""Immutable snapshots: what the poll loops publish and the collectors read.
 
-A poller builds a new :class:`WorkspaceSnapshot` after every poll and swaps it in;
-a scrape reads whatever is current without locks or I/O, so it never waits on the API.
+A workspace's loop builds a new :class:`WorkspaceSnapshot` after every poll and swaps
+it in; a scrape reads whatever is current without locks or I/O, so it never waits
+on the API. A snapshot holds the workspace's health and one immutable *part* per
+poll source, keyed by the part's type: the collector of a source asks for its own
+part type and knows nothing of the others.
 """
 
 from __future__ import annotations
@@ -10,33 +13,38 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any, TypeVar, cast
 
-from exporter.api.parse import Labels, Subscription
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class WorkspaceSnapshot:
-    """Everything the collector exports for one workspace."""
+    """One workspace's health and the parts its sources published."""
 
     name: str
-    label_names: tuple[str, ...] = ("product_type",)
-    credits: Mapping[Labels, float] = field(default_factory=dict)
-    downward: Mapping[Labels, float] = field(default_factory=dict)
-    cycle: Mapping[Labels, float] | None = None
-    subscription: Subscription | None = None
-    cycle_reset: int | None = None
-    cycle_length: int | None = None
     up: bool = False
-    last_success: Mapping[str, float] = field(default_factory=dict)
     ready: bool = False
-    names: Mapping[tuple[str, str], str] = field(default_factory=dict)
-    cost: Mapping[Labels, float] | None = None  # cost-billed workspaces only
-    charges: Mapping[Labels, float] | None = None
-    currency: str = "unknown"
+    # Unix time of the last successful poll per endpoint whose freshness the health
+    # collector exports (0 before the first).
+    last_success: Mapping[str, float] = field(default_factory=dict)
+    parts: Mapping[type, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, *parts: object, **fields: Any) -> WorkspaceSnapshot:
+        """A snapshot holding ``parts`` (each under its own type) and ``fields``."""
+        return cls(name, parts=MappingProxyType({type(p): p for p in parts}), **fields)
+
+    def part(self, kind: type[T]) -> T | None:
+        """The part of type ``kind``, if the workspace has that source."""
+        return cast("T | None", self.parts.get(kind))
 
 
 class SnapshotStore:
-    """Holds the latest snapshot of every workspace; replaced whole on each publish."""
+    """Holds the latest snapshot of every workspace; replaced whole on each publish.
+
+    ``version`` counts publishes, so a cached exposition knows when to re-render.
+    """
 
     def __init__(self, workspaces: list[str] | tuple[str, ...] = ()) -> None:
         self._lock = threading.Lock()

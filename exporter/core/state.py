@@ -1,9 +1,13 @@
-"""The state file: each workspace's ledger, persisted so a restart loses nothing.
+"""The state file: each workspace's counters, persisted so a restart loses nothing.
 
-Written atomically (temporary file, fsync, rename, fsync of the directory), so a
-kill at any moment leaves either the old file or the new one. A missing,
-truncated, corrupt or foreign-version file is logged and ignored: the exporter
-then re-seeds from the API, which is slower but exact.
+One record per workspace: the API host it was read from (``base_url``) and one
+entry per poll source that persists anything (``credits``: the ledger and the
+exported counters; ``cost``: the same for cost-billed workspaces). Written
+atomically (temporary file, fsync, rename, fsync of the directory), so a kill at
+any moment leaves either the old file or the new one. A missing, truncated, corrupt
+or foreign-version file is logged and ignored: the exporter then re-seeds from the
+API, which is slower but exact. Files of format version 1 (where the ledger also
+kept totals) are read and converted.
 """
 
 from __future__ import annotations
@@ -15,8 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from exporter.core.ledger import STATE_VERSION
-
+STATE_VERSION = 2
 FORMAT = "elevenlabs-exporter-state"
 
 
@@ -55,7 +58,7 @@ class StateStore:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             self._log.warning("state file is not ours, ignored", path=str(self.path))
             return
-        if data.get("version") != STATE_VERSION:
+        if data.get("version") not in (1, STATE_VERSION):
             self._log.warning(
                 "state file has another format version, ignored",
                 path=str(self.path),
@@ -65,8 +68,11 @@ class StateStore:
             return
         workspaces = data.get("workspaces")
         if isinstance(workspaces, dict):
+            convert = migrate_v1 if data.get("version") == 1 else dict
             self._loaded = {
-                str(name): state for name, state in workspaces.items() if isinstance(state, dict)
+                str(name): convert(state)
+                for name, state in workspaces.items()
+                if isinstance(state, dict)
             }
             self._encoded = {
                 name: json.dumps(state, separators=(",", ":"))
@@ -74,17 +80,21 @@ class StateStore:
             }
 
     def get(self, workspace: str) -> dict[str, Any] | None:
-        """The state of one workspace as read at start-up, if any."""
+        """The record of one workspace as read at start-up, if any."""
         with self._lock:
             return self._loaded.get(workspace)
 
-    def put(self, workspace: str, state: dict[str, Any]) -> None:
-        """Replace one workspace's state; the next flush writes it."""
-        encoded = json.dumps(state, separators=(",", ":"))
+    def put(self, workspace: str, record: dict[str, Any]) -> None:
+        """Replace one workspace's record; the next flush writes it."""
+        encoded = json.dumps(record, separators=(",", ":"))
         with self._lock:
             self._loaded.pop(workspace, None)  # the start-up copy is no longer needed
             self._encoded[workspace] = encoded
             self._dirty = True
+
+    def workspace(self, name: str, base_url: str, log: Any) -> WorkspaceState:
+        """The handle one workspace's sources read and write their entries through."""
+        return WorkspaceState(self, name, base_url, log)
 
     def flush(self) -> bool:
         """Write the file if anything changed; False (and a log line) if writing failed."""
@@ -105,6 +115,72 @@ class StateStore:
             self._log.warning("state file not written", path=str(self.path), error=str(err))
             return False
         return True
+
+
+class WorkspaceState:
+    """One workspace's record: each source reads its entry at start-up and replaces it
+    after each successful poll; entries of other sources are kept as they are.
+
+    A record written for another API host is not used (the same workspace name may
+    now point elsewhere): the sources then seed from the API.
+    """
+
+    def __init__(self, store: StateStore, name: str, base_url: str, log: Any) -> None:
+        self._store = store
+        self._name = name
+        self._base_url = base_url
+        self._log = log
+        stored = store.get(name)
+        if stored is not None and stored.get("base_url") != base_url:
+            log.info("state is for another API host, seeding from the API", base_url=base_url)
+            stored = None
+        self._record: dict[str, Any] = dict(stored or {})
+        self._record["base_url"] = base_url
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """A source's entry as persisted, if any."""
+        entry = self._record.get(key)
+        return entry if isinstance(entry, dict) else None
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        """Replace a source's entry; the next flush writes the whole record."""
+        self._record[key] = entry
+        self._store.put(self._name, self._record)
+
+
+def migrate_v1(record: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 record in the version-2 layout.
+
+    Version 1 kept the counters twice (the ledger's raw totals and the router's
+    exported ones) and one of ``ledger``/``cost`` at the top of the record. The
+    exported totals are what Prometheus saw, so they are the ones kept.
+    """
+    out: dict[str, Any] = {"base_url": record.get("base_url")}
+    ledger = record.get("ledger")
+    if isinstance(ledger, dict):
+        router = record.get("router")
+        out["credits"] = {
+            "ledger": ledger,
+            "router": router if isinstance(router, dict) else _router_of(ledger),
+        }
+    cost = record.get("cost")
+    if isinstance(cost, dict):
+        out["cost"] = {
+            name: {"ledger": part, "router": _router_of(part)}
+            for name, part in cost.items()
+            if isinstance(part, dict)
+        }
+    return out
+
+
+def _router_of(ledger: dict[str, Any]) -> dict[str, Any]:
+    """The exported counters of a version-1 ledger without bounded dimensions."""
+    return {
+        "label_names": ledger.get("label_names"),
+        "members": {},
+        "total": ledger.get("total", []),
+        "down": ledger.get("down", []),
+    }
 
 
 def write_atomically(path: Path, data: bytes) -> None:

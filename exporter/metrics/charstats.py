@@ -2,33 +2,20 @@
 
 Counters (requests, TTS characters, audio seconds) and last-hour gauges (time to
 first byte, concurrency), converted to base units here, plus the part's own
-freshness signal. Never any I/O.
+freshness signal. Registered only when some workspace opted in, so the exposition
+of everyone else is unchanged. Never any I/O.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.config import Config, WorkspaceConfig
-from exporter.core.snapshot import WorkspaceSnapshot
-from exporter.metrics.telemetry import Telemetry
-from exporter.polling.charstats import (
-    CharacterStatsPoller,
-    CharacterStatsSnapshot,
-    CharacterStatsSource,
-    CharacterStatsStore,
-    WorkspaceGate,
-    cycle_anchor,
-    poll_interval,
-)
+from exporter.metrics.families import Snapshots
+from exporter.polling.charstats import CharacterStatsPart
 
 # What is exported -----------------------------------------------------------------
 
@@ -113,9 +100,9 @@ GAUGES = (
 
 
 class CharacterStatsCollector(Collector):
-    """Fresh families from the snapshots returned by ``source``; never any I/O."""
+    """Fresh families from each opted-in workspace's :class:`CharacterStatsPart`."""
 
-    def __init__(self, source: Callable[[], Mapping[str, CharacterStatsSnapshot]]) -> None:
+    def __init__(self, source: Snapshots) -> None:
         self._source = source
 
     def describe(self) -> list[Metric]:
@@ -124,20 +111,24 @@ class CharacterStatsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Yield the counters, the gauges and the freshness of every workspace."""
-        snapshots = sorted(self._source().values(), key=lambda s: s.name)
+        parts = [
+            (snap.name, part)
+            for snap in sorted(self._source().values(), key=lambda s: s.name)
+            if (part := snap.part(CharacterStatsPart)) is not None
+        ]
         for spec in COUNTERS:
             counter = CounterMetricFamily(
                 spec.name, f"{spec.help} {POLLED}", labels=["workspace", "product_type"]
             )
-            for snap in snapshots:
-                for labels, value in sorted(snap.counters.get(spec.metric, {}).items()):
-                    counter.add_metric([snap.name, *labels], spec.to_base(value))
+            for name, part in parts:
+                for labels, value in sorted(part.counters.get(spec.metric, {}).items()):
+                    counter.add_metric([name, *labels], spec.to_base(value))
             yield counter
         for spec in GAUGES:
             gauge = GaugeMetricFamily(spec.name, f"{spec.help} {POLLED}", labels=["workspace"])
-            for snap in snapshots:
-                if spec.metric in snap.gauges:
-                    gauge.add_metric([snap.name], spec.to_base(snap.gauges[spec.metric]))
+            for name, part in parts:
+                if spec.metric in part.gauges:
+                    gauge.add_metric([name], spec.to_base(part.gauges[spec.metric]))
             yield gauge
         last = GaugeMetricFamily(
             "elevenlabs_exporter_character_stats_last_success_timestamp_seconds",
@@ -146,67 +137,6 @@ class CharacterStatsCollector(Collector):
             "elevenlabs_up to 0.",
             labels=["workspace"],
         )
-        for snap in snapshots:
-            last.add_metric([snap.name], snap.last_success)
+        for name, part in parts:
+            last.add_metric([name], part.last_success)
         yield last
-
-
-class CharacterStats:
-    """The character-stats part of one exporter run: store, collector and pollers.
-
-    The collector is registered only when some workspace opted in, so the exposition
-    of everyone else is unchanged.
-    """
-
-    def __init__(
-        self,
-        config: Config,
-        registry: CollectorRegistry,
-        telemetry: Telemetry,
-        snapshots: Callable[[], Mapping[str, WorkspaceSnapshot]],
-        log: Any,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._config = config
-        self._clock = clock
-        self._telemetry = telemetry
-        self._snapshots = snapshots
-        self._log = log
-        opted = [ws.name for ws in config.workspaces if ws.character_stats]
-        self.store = CharacterStatsStore(opted)
-        self.pollers: list[CharacterStatsPoller] = []
-        if opted:
-            registry.register(CharacterStatsCollector(self.store.current))
-
-    @property
-    def version(self) -> int:
-        """Changes whenever an exported character-stats value may have changed."""
-        return self.store.version
-
-    def limiter(self, workspace: WorkspaceConfig, shared: asyncio.Semaphore) -> asyncio.Semaphore:
-        """The limiter for a workspace's client: a per-workspace gate when opted in."""
-        return WorkspaceGate(shared) if workspace.character_stats else shared
-
-    def add(self, workspace: WorkspaceConfig, client: CharacterStatsSource) -> None:
-        """Create the poller of an opted-in workspace (others are ignored)."""
-        if not workspace.character_stats:
-            return
-        self.pollers.append(
-            CharacterStatsPoller(
-                workspace=workspace.name,
-                client=client,
-                store=self.store,
-                telemetry=self._telemetry,
-                log=self._log,
-                interval=poll_interval(self._config, workspace),
-                anchor=cycle_anchor(self._snapshots, workspace.name),
-                clock=self._clock,
-            )
-        )
-
-    def tasks(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-        """Start one polling task per opted-in workspace."""
-        return [
-            asyncio.create_task(p.run(stop), name=f"character-stats-{p.workspace}")
-            for p in self.pollers
-        ]

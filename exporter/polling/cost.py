@@ -1,24 +1,32 @@
-"""Usage of workspaces billed in currency rather than credits.
+"""The cost source: usage of workspaces billed in currency rather than credits.
 
 For such workspaces the credits endpoint answers with an error, and
 ``POST /v1/workspace/analytics/usage`` reports ``total_cost`` (in the workspace's
 currency) and ``total_charge_count`` per whole UTC day. The same revision-safe
 ledger turns them into counters: yesterday and today stay revisable (today's bucket
-fills as the day goes on), older days are settled.
+fills as the day goes on), older days are settled. The counters persist under their
+own entry of the state file, next to the credits ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from exporter.api.client import ElevenLabsClient
 from exporter.api.errors import ApiError
-from exporter.api.parse import UsageRow
+from exporter.api.parse import Labels, UsageRow
+from exporter.config import Config, WorkspaceConfig
+from exporter.core.counted import Counted
 from exporter.core.ledger import Ledger
+from exporter.core.router import SeriesRouter
+from exporter.core.state import WorkspaceState
+from exporter.polling.source import Outcome, Source, WorkspaceFacts
 
 DAY = 86400
 _MARKERS = ("currency", "cost", "fiat")
+_KINDS = ("cost", "charges")
 
 
 def looks_cost_billed(error: ApiError) -> bool:
@@ -31,70 +39,141 @@ def looks_cost_billed(error: ApiError) -> bool:
     return error.reason == "client_error" and any(marker in text for marker in _MARKERS)
 
 
-class CostTracker:
+@dataclass(frozen=True)
+class CostPart:
+    """What the cost collector exports for one workspace."""
+
+    cost: Mapping[Labels, float]
+    charges: Mapping[Labels, float]
+    currency: str
+
+
+class CostSource(Source):
     """Cost and charge-count counters of one workspace, from daily buckets."""
 
+    endpoint = "usage"  # for these workspaces it is their usage poll
+    readiness = True
+    state_key = "cost"
+
     def __init__(
-        self, anchor: int, cycle_start: int | None, group_by: tuple[str, ...] = ("product_type",)
+        self,
+        workspace: WorkspaceConfig,
+        config: Config,
+        client: ElevenLabsClient,
+        facts: WorkspaceFacts,
+        *,
+        log: Any,
+        state: WorkspaceState | None = None,
     ) -> None:
-        self.group_by = group_by
-        self.cost = self._ledger(anchor, cycle_start)
-        self.charges = self._ledger(anchor, cycle_start)
+        self.workspace = workspace
+        self.config = config
+        self.client = client
+        self.facts = facts
+        self.log = log
+        self.state = state
+        self.group_by = workspace.group_by[:1]
+        self.counters: dict[str, Counted] | None = None
+        self._cycle_start: int | None = None
 
-    def _ledger(self, anchor: int, cycle_start: int | None) -> Ledger:
-        return Ledger(
-            anchor=anchor,
-            bucket=DAY,
-            lookback=2 * DAY,
-            cycle_start=cycle_start,
-            label_names=self.group_by,
-            coarse=DAY,
-        )
+    def interval(self) -> float:
+        """The workspace's poll interval."""
+        return self.workspace.poll_interval or self.config.poll_interval
 
-    @property
-    def anchor(self) -> int:
-        """The start of the first counted day."""
-        return self.cost.anchor
+    def active(self) -> bool:
+        """Once the credits source found the workspace billed in currency."""
+        return self.facts.billing == "cost"
 
-    async def poll(self, client: ElevenLabsClient, now: float) -> tuple[int, int]:
-        """Read and apply one poll's windows; returns (requests, rows). All or nothing."""
+    def _new(self, anchor: int, cycle_start: int | None) -> dict[str, Counted]:
+        def counted() -> Counted:
+            ledger = Ledger(
+                anchor=anchor,
+                bucket=DAY,
+                lookback=2 * DAY,
+                cycle_start=cycle_start,
+                label_names=self.group_by,
+                coarse=DAY,
+            )
+            return Counted(ledger, SeriesRouter(self.group_by))
+
+        return {kind: counted() for kind in _KINDS}
+
+    def _sync(self) -> dict[str, Counted] | None:
+        """Create the counters (whole days from the anchor's day); follow a new cycle."""
+        cycle = self.facts.cycle
+        cycle_start = cycle.start if cycle is not None else None
+        if self.counters is not None:
+            if cycle_start is not None and cycle_start != self._cycle_start:
+                self._cycle_start = cycle_start
+                if self.config.count_from is None:
+                    self.counters = self._new(cycle_start - cycle_start % DAY, cycle_start)
+                else:
+                    for counted in self.counters.values():
+                        counted.ledger.start_cycle(cycle_start)
+            return self.counters
+        if self.config.count_from is not None:
+            anchor = int(self.config.count_from.timestamp())
+        elif cycle_start is not None:
+            anchor = cycle_start
+        else:
+            return None
+        self._cycle_start = cycle_start
+        self.counters = self._restore(self._new(anchor - anchor % DAY, cycle_start))
+        return self.counters
+
+    def _restore(self, fresh: dict[str, Counted]) -> dict[str, Counted]:
+        stored = self.state.get(self.state_key) if self.state is not None else None
+        if stored is None:
+            return fresh
+        try:
+            restored = {}
+            for kind in _KINDS:
+                part = stored[kind]
+                ledger = Ledger.from_state(part["ledger"], lookback=2 * DAY)
+                ledger.coarse = DAY
+                router = SeriesRouter(ledger.label_names)
+                router.restore(part["router"])
+                restored[kind] = Counted(ledger, router)
+        except (KeyError, TypeError, ValueError) as err:
+            self.log.warning("cost state unusable, seeding from the API", error=str(err))
+            return fresh
+        if any(c.ledger.anchor != fresh["cost"].ledger.anchor for c in restored.values()):
+            return fresh
+        return restored
+
+    async def poll(self, now: float) -> Outcome | None:
+        """Read and apply one poll's windows, all or nothing."""
+        counters = self._sync()
+        if counters is None:
+            return None
         # Plan to the end of today: today's bucket is read as it fills, like any
         # revisable bucket; both ledgers hold the same coverage, so one plan serves both.
-        plan = self.cost.plan(now + DAY - 1)
-        fetched: list[tuple[list[UsageRow], list[UsageRow]]] = []
+        plan = counters["cost"].ledger.plan(now + DAY - 1)
+        fetched: dict[str, list[list[UsageRow]]] = {kind: [] for kind in _KINDS}
         for windows in (plan.revisable, plan.settled, plan.cycle_only):
             cost_rows: list[UsageRow] = []
             count_rows: list[UsageRow] = []
             for window in windows:
-                cost, count = await client.cost_usage(
+                cost, count = await self.client.cost_usage(
                     window.start, window.end, window.interval, self.group_by
                 )
                 cost_rows += cost
                 count_rows += count
-            fetched.append((cost_rows, count_rows))
-        self.cost.apply(plan, fetched[0][0], fetched[1][0], fetched[2][0])
-        self.charges.apply(plan, fetched[0][1], fetched[1][1], fetched[2][1])
-        rows = sum(len(c) + len(n) for c, n in fetched)
-        return len(plan.windows), rows
+            fetched["cost"].append(cost_rows)
+            fetched["charges"].append(count_rows)
+        for kind, counted in counters.items():
+            counted.apply(plan, *fetched[kind])
+        if self.state is not None:
+            self.state.put(self.state_key, {k: c.to_state() for k, c in counters.items()})
+        rows = sum(len(r) for parts in fetched.values() for r in parts)
+        return Outcome(requests=len(plan.windows), rows=rows, fields={"billing": "currency"})
 
-    def start_cycle(self, cycle_start: int) -> None:
-        """A new billing cycle began (with a fixed count_from)."""
-        self.cost.start_cycle(cycle_start)
-        self.charges.start_cycle(cycle_start)
-
-    def to_state(self) -> dict[str, Any]:
-        """JSON-ready state of both ledgers."""
-        return {"cost": self.cost.to_state(), "charges": self.charges.to_state()}
-
-    @classmethod
-    def from_state(cls, data: Mapping[str, Any]) -> CostTracker:
-        """Rebuild from persisted state; raise ValueError when it does not fit."""
-        try:
-            cost = Ledger.from_state(data["cost"], lookback=2 * DAY)
-            charges = Ledger.from_state(data["charges"], lookback=2 * DAY)
-        except (KeyError, TypeError) as err:
-            raise ValueError(f"malformed cost state: {err}") from None
-        tracker = cls(cost.anchor, cost.cycle_start, cost.label_names)
-        cost.coarse = charges.coarse = DAY
-        tracker.cost, tracker.charges = cost, charges
-        return tracker
+    def part(self, last_success: float) -> CostPart | None:
+        """The cost and charge counters, with the subscription's currency."""
+        if self.counters is None:
+            return None
+        subscription = self.facts.subscription
+        return CostPart(
+            cost=dict(self.counters["cost"].total),
+            charges=dict(self.counters["charges"].total),
+            currency=(subscription.currency if subscription else None) or "unknown",
+        )

@@ -40,7 +40,7 @@ from exporter.api.errors import ApiError
 from exporter.api.parse import Labels, UsageRow
 from exporter.config import Config, ConfigError, WorkspaceConfig
 from exporter.core.cycle import Cycle, cycle_of
-from exporter.core.ledger import Window, coarse_windows, fine_windows
+from exporter.core.windows import Window, coarse_windows, fine_windows
 from exporter.tools.periods import (
     HOUR,
     MINUTE,

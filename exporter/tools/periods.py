@@ -41,7 +41,7 @@ from exporter.config import (
     load_config,
 )
 from exporter.core.cycle import Cycle, months_before
-from exporter.core.ledger import Window, coarse_windows
+from exporter.core.windows import Window, coarse_windows
 
 T = TypeVar("T")
 

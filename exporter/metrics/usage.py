@@ -1,0 +1,80 @@
+"""The credits collector: counters, downward revisions, the cycle gauge, display names.
+
+It never performs I/O and never waits on the API: every value comes from the last
+poll (the Prometheus guidelines allow this caching for slow, rate-limited APIs;
+``elevenlabs_exporter_last_success_timestamp_seconds`` says how fresh it is).
+Families are rebuilt at every scrape, so label sets that vanish, vanish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.metrics.families import POLLED, Snapshots
+from exporter.polling.credits import CreditsPart
+
+
+class UsageCollector(Collector):
+    """Builds the credit families from each workspace's :class:`CreditsPart`."""
+
+    def __init__(self, source: Snapshots) -> None:
+        self._source = source
+
+    def describe(self) -> list[Metric]:
+        """Nothing: families are only known at scrape time (and registering stays I/O-free)."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the credit families for the current snapshots."""
+        # One family per metric even when workspaces group by different dimensions:
+        # a second family of the same name would make the exposition invalid.
+        used = CounterMetricFamily(
+            "elevenlabs_credits_used",
+            "Credits used since the anchor (count_from; by default the start of the "
+            "current billing cycle, where it restarts from 0), per product (and per opt-in "
+            'dimension, values beyond the cap folded into "other"). Late upward '
+            "revisions of recent buckets are added; downward ones are not subtracted. " + POLLED,
+            labels=[],
+        )
+        down = CounterMetricFamily(
+            "elevenlabs_credits_downward_revision",
+            "Credits the ElevenLabs API later revised away from buckets already counted "
+            "in elevenlabs_credits_used_total (which never decreases). " + POLLED,
+            labels=[],
+        )
+        cycle = GaugeMetricFamily(
+            "elevenlabs_cycle_credits_used",
+            "Credits used since the current billing cycle began, per product, as the "
+            "API reports them now (it can go down if the API revises usage down). " + POLLED,
+            labels=[],
+        )
+        names = GaugeMetricFamily(
+            "elevenlabs_dimension_info",
+            "Always 1; maps a dimension value (an id such as a voice_id) to the display "
+            "name the API gives it, for values that have series of their own. " + POLLED,
+            labels=["workspace", "dimension", "value", "name"],
+        )
+        for snap in self._source().values():
+            part = snap.part(CreditsPart)
+            if part is None:
+                continue
+            for family, suffix, values in (
+                (used, "_total", part.credits),
+                (down, "_total", part.downward),
+                (cycle, "", part.cycle or {}),
+            ):
+                for labels, value in sorted(values.items()):
+                    label_map = {
+                        "workspace": snap.name,
+                        **dict(zip(part.label_names, labels, strict=True)),
+                    }
+                    family.add_sample(family.name + suffix, label_map, value)
+            for (dimension, id_value), shown in sorted(part.names.items()):
+                names.add_metric([snap.name, dimension, id_value, shown], 1)
+        yield used
+        yield down
+        yield cycle
+        yield names
