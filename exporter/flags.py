@@ -29,7 +29,7 @@ class UsageError(Exception):
 
     def __init__(self, flag: str, message: str) -> None:
         text = f"{flag}: {message}" if flag else message
-        super().__init__("flag error: " + " ".join(text.split()))
+        super().__init__("flag error: " + " ".join(text.splitlines()))
         self.flag = flag
 
 
