@@ -1,12 +1,12 @@
 """Command line: parse flags, load the config, wire the parts, run.
 
 Flags follow the Prometheus exporter conventions (``--config.file``,
-``--web.listen-address``, ...). A bad config or flag exits 2 with one line.
+``--web.listen-address``, ...). A bad config or flag exits 2 with one line, argparse's
+own mistakes included (see :mod:`exporter.flags`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import os
@@ -16,16 +16,17 @@ from pathlib import Path
 import yaml
 
 from exporter import __version__
-from exporter.config import Config, ConfigError, KeySource, Secret, WorkspaceConfig, load_config
+from exporter.config import DEMO_WORKSPACE, ConfigError, demo_config, load_config
 from exporter.core.shard import parse_shard, select
+from exporter.flags import FlagParser, UsageError
 from exporter.log import configure_logging, get_logger
 from exporter.web.server import parse_listen_address
 from exporter.web.webconfig import load_web_config
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> FlagParser:
     """The exporter's flags."""
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="elevenlabs-exporter",
         description="Prometheus exporter for ElevenLabs credit usage.",
         epilog="Subcommands: 'elevenlabs-exporter report --help' prints a period's credits "
@@ -109,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         from exporter.tools import backfill
 
         return backfill.main(rest[1:])
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        return _fail(str(err))
     try:
         config = load_config(args.config_file, os.environ, demo=args.demo)
         web_config = load_web_config(args.web_config_file) if args.web_config_file else None
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             described["workspaces"] = [
                 {
-                    "name": "default",
+                    "name": DEMO_WORKSPACE,
                     "api_key": "built-in demo key",
                     "base_url": "embedded simulator",
                 }
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             return _fail(f"flag error: --demo.scenario: {err}")
         simulator = Simulator(state).start()
-        config = _demo_config(config, simulator.url)
+        config = demo_config(config, simulator.url)
         log.info(
             "demo mode: polling the built-in simulated API",
             simulator=simulator.url,
@@ -190,13 +194,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if simulator is not None:
             simulator.stop()
-
-
-def _demo_config(config: Config, url: str) -> Config:
-    """Point one workspace at the simulator; never persist simulated usage.
-
-    A demo that wrote the state file would replace a real workspace's saved ledger
-    (both are called ``default``), so ``--demo`` keeps its state in memory only.
-    """
-    workspace = WorkspaceConfig("default", Secret("demo"), KeySource("demo"), url)
-    return dataclasses.replace(config, workspaces=(workspace,), state_file=None)

@@ -33,6 +33,8 @@ from dashboard_queries import (
 from dashboards_support import DASHBOARDS, OVERVIEW_PATH, dashboard_params
 from support import free_port
 
+from exporter.metrics.render import label_set, sample_line, type_line
+
 # --- The query helper -----------------------------------------------------------------
 
 SAMPLE_DASHBOARD: dict[str, Any] = {
@@ -203,29 +205,34 @@ REASONS = (
     "client_error",
 )
 BUCKETS = ("0.05", "0.1", "0.5", "1.0", "+Inf")
+Sample = tuple[str, Mapping[str, str], float]  # name suffix, labels, value
 
 
 def contract_exposition(scrape: int, now: float) -> str:
-    """Metrics shaped like the contract's, with usage growing at every scrape."""
+    """Metrics shaped like the contract's, with usage growing at every scrape, written
+    with the exporter's own line primitives."""
     lines: list[str] = []
 
-    def family(name: str, kind: str, samples: Sequence[tuple[str, float]]) -> None:
-        lines.append(f"# TYPE {name} {kind}")
-        lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+    def family(name: str, kind: str, samples: Sequence[Sample]) -> None:
+        lines.append(type_line(name, kind))
+        lines.extend(
+            sample_line(name + suffix, label_set(labels), repr(value))
+            for suffix, labels, value in samples
+        )
 
     per_product = [
-        (f'{{workspace="{w}",product_type="{p}"}}', 100.0 * (i + 1) + scrape * (i + 1))
+        ({"workspace": w, "product_type": p}, 100.0 * (i + 1) + scrape * (i + 1))
         for w in WORKSPACES
         for i, p in enumerate(PRODUCTS)
     ]
-    family("elevenlabs_credits_used", "counter", [(f"_total{lbl}", v) for lbl, v in per_product])
+    family("elevenlabs_credits_used", "counter", [("_total", lbl, v) for lbl, v in per_product])
     family(
         "elevenlabs_credits_downward_revision",
         "counter",
-        [(f"_total{labels}", 0.0) for labels, _ in per_product],
+        [("_total", labels, 0.0) for labels, _ in per_product],
     )
-    family("elevenlabs_cycle_credits_used", "gauge", per_product)
-    per_ws = [f'{{workspace="{w}"}}' for w in WORKSPACES]
+    family("elevenlabs_cycle_credits_used", "gauge", [("", lbl, v) for lbl, v in per_product])
+    per_ws = [{"workspace": w} for w in WORKSPACES]
     for name, value in (
         ("elevenlabs_subscription_credits_used", 1000.0 + scrape),
         ("elevenlabs_subscription_credits_limit", 100000.0),
@@ -237,42 +244,48 @@ def contract_exposition(scrape: int, now: float) -> str:
         ("elevenlabs_subscription_professional_voice_slots_limit", 1.0),
         ("elevenlabs_up", 1.0),
     ):
-        family(name, "gauge", [(labels, value) for labels in per_ws])
+        family(name, "gauge", [("", labels, value) for labels in per_ws])
     family(
         "elevenlabs_subscription_info",
         "gauge",
         [
             (
-                f'{{workspace="{w}",tier="creator",status="active",currency="usd",'
-                'billing_period="monthly_period"}',
+                "",
+                {
+                    "workspace": w,
+                    "tier": "creator",
+                    "status": "active",
+                    "currency": "usd",
+                    "billing_period": "monthly_period",
+                },
                 1.0,
             )
             for w in WORKSPACES
         ],
     )
-    per_endpoint = [f'workspace="{w}",endpoint="{e}"' for w in WORKSPACES for e in ENDPOINTS]
+    per_endpoint = [{"workspace": w, "endpoint": e} for w in WORKSPACES for e in ENDPOINTS]
     family(
         "elevenlabs_exporter_last_success_timestamp_seconds",
         "gauge",
-        [(f"{{{labels}}}", now) for labels in per_endpoint],
+        [("", labels, now) for labels in per_endpoint],
     )
     family(
         "elevenlabs_exporter_api_requests",
         "counter",
-        [(f'_total{{{labels},code="200"}}', float(scrape)) for labels in per_endpoint],
+        [("_total", {**labels, "code": "200"}, float(scrape)) for labels in per_endpoint],
     )
     family(
         "elevenlabs_exporter_poll_errors",
         "counter",
-        [(f'_total{{{labels},reason="{r}"}}', 0.0) for labels in per_endpoint for r in REASONS],
+        [("_total", {**labels, "reason": r}, 0.0) for labels in per_endpoint for r in REASONS],
     )
-    histogram: list[tuple[str, float]] = []
+    histogram: list[Sample] = []
     for labels in per_endpoint:
-        histogram += [(f'_bucket{{{labels},le="{le}"}}', float(scrape)) for le in BUCKETS]
-        histogram += [(f"_sum{{{labels}}}", 0.2 * scrape), (f"_count{{{labels}}}", float(scrape))]
+        histogram += [("_bucket", {**labels, "le": le}, float(scrape)) for le in BUCKETS]
+        histogram += [("_sum", labels, 0.2 * scrape), ("_count", labels, float(scrape))]
     family("elevenlabs_exporter_api_request_duration_seconds", "histogram", histogram)
-    family("elevenlabs_exporter_build_info", "gauge", [('{version="0.1.0"}', 1.0)])
-    return "\n".join(lines) + "\n"
+    family("elevenlabs_exporter_build_info", "gauge", [("", {"version": "0.1.0"}, 1.0)])
+    return "".join(lines)
 
 
 class ContractMetricsHandler(BaseHTTPRequestHandler):

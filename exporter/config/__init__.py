@@ -4,6 +4,7 @@ Nothing else in the exporter reads raw YAML, dicts or ``os.environ``: everything
 needs arrives here, is validated here, and fails here with one line naming the key.
 """
 
+from exporter.config.demo import DEMO_WORKSPACE, demo_config, demo_workspace
 from exporter.config.load import load_config
 from exporter.config.model import (
     DEFAULT_BASE_URL,
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_KEY_ENV",
     "DEFAULT_MAX_VALUES",
+    "DEMO_WORKSPACE",
     "ENV_PREFIX",
     "FILTER_OPERATIONS",
     "GROUP_BY_VALUES",
@@ -33,6 +35,8 @@ __all__ = [
     "Secret",
     "WorkspaceConfig",
     "default_state_file",
+    "demo_config",
+    "demo_workspace",
     "load_config",
     "parse_duration",
     "read_key_file",

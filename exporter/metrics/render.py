@@ -7,12 +7,18 @@ each name once, escapes each distinct label value once, and writes the lines. It
 output is byte-identical to the library's for the default escapings (a test holds
 both formats equal); anything it does not handle (timestamps, exemplars, native
 histograms, non-legacy names, other escapings) falls back to the library.
+
+The line primitives (:func:`escape_label_value`, :func:`help_line`, :func:`type_line`,
+:func:`label_set`, :func:`sample_line`) are the one place label escaping and line
+layout are written; the backfill's OpenMetrics file and the tests' hand-made
+expositions are written with them too, so every exposition this project writes
+escapes and lays out its lines the same way.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -45,6 +51,56 @@ _TEXT_TYPES = {
     "summary": "summary",
     "unknown": "untyped",
 }
+
+
+EOF_LINE = "# EOF\n"
+
+
+def escape_label_value(value: str) -> str:
+    """A label value as it goes between double quotes: backslash, newline and double
+    quote escaped, as both the text format and OpenMetrics require."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def help_line(name: str, text: str, *, openmetrics: bool) -> str:
+    """``# HELP name text``: backslash and newline escaped, double quotes too in
+    OpenMetrics (the text format leaves them as they are)."""
+    text = text.replace("\\", r"\\").replace("\n", r"\n")
+    if openmetrics:
+        text = text.replace('"', r"\"")
+    return f"# HELP {name} {text}\n"
+
+
+def type_line(name: str, kind: str) -> str:
+    """``# TYPE name kind``."""
+    return f"# TYPE {name} {kind}\n"
+
+
+def label_set(
+    labels: Mapping[str, str],
+    escape: Callable[[str], str] = escape_label_value,
+    order: Iterable[str] | None = None,
+) -> str:
+    """``{a="x",b="y"}`` with the labels in ``order`` (default: as ``labels`` holds
+    them), or ``""`` for none.
+
+    ``escape`` lets a caller that sees the same values again and again escape each
+    once (see ``_Names.value``).
+    """
+    if not labels:
+        return ""
+    parts = []  # a loop, not a comprehension: this runs for every sample of a scrape
+    for name in labels if order is None else order:
+        parts.append(f'{name}="{escape(labels[name])}"')
+    return f"{{{','.join(parts)}}}"
+
+
+def sample_line(name: str, labels: str, value: str, timestamp: int | None = None) -> str:
+    """One sample line: ``labels`` from :func:`label_set`, ``value`` already formatted
+    (the formats allow several spellings of a number), an optional timestamp."""
+    if timestamp is None:
+        return f"{name}{labels} {value}\n"
+    return f"{name}{labels} {value} {timestamp}\n"
 
 
 class UnsupportedError(Exception):
@@ -82,7 +138,7 @@ class _Names:
     def value(self, value: str) -> str:
         escaped = self.escaped.get(value)
         if escaped is None:
-            escaped = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+            escaped = escape_label_value(value)
             self.escaped[value] = escaped
         return escaped
 
@@ -94,30 +150,27 @@ def render(families: Iterable[Metric], openmetrics: bool) -> bytes:
     for metric in families:
         names.check(metric.name, _LEGACY_METRIC)
         if openmetrics:
-            help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            out.append(f"# HELP {metric.name} {help_text.replace(chr(34), chr(92) + chr(34))}\n")
-            out.append(f"# TYPE {metric.name} {metric.type}\n")
+            out.append(help_line(metric.name, metric.documentation, openmetrics=True))
+            out.append(type_line(metric.name, metric.type))
             if metric.unit:
                 out.append(f"# UNIT {metric.name} {metric.unit}\n")
         else:
             if metric.type not in _TEXT_TYPES:
                 raise UnsupportedError(metric.type)
             shown = metric.name + "_total" if metric.type == "counter" else metric.name
-            help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            out.append(f"# HELP {shown} {help_text}\n# TYPE {shown} {_TEXT_TYPES[metric.type]}\n")
+            out.append(help_line(shown, metric.documentation, openmetrics=False))
+            out.append(type_line(shown, _TEXT_TYPES[metric.type]))
         for sample in metric.samples:
             _check_sample(metric, sample, names, openmetrics)
             labels = sample.labels
-            if labels:
-                parts = []
-                for key in sorted(labels):
+            keys = sorted(labels)
+            if not names.valid.issuperset(keys):
+                for key in keys:
                     names.check(key, _LEGACY_LABEL)
-                    parts.append(f'{key}="{names.value(labels[key])}"')
-                out.append(f"{sample.name}{{{','.join(parts)}}} {_float_to_go(sample.value)}\n")
-            else:
-                out.append(f"{sample.name} {_float_to_go(sample.value)}\n")
+            text = label_set(labels, names.value, keys)
+            out.append(sample_line(sample.name, text, _float_to_go(sample.value)))
     if openmetrics:
-        out.append("# EOF\n")
+        out.append(EOF_LINE)
     return "".join(out).encode("utf-8")
 
 

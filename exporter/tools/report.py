@@ -9,40 +9,32 @@ table for people, or CSV and JSON for scripts.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import csv
 import json
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 
 from exporter.api.client import ElevenLabsClient
-from exporter.api.errors import ApiError
 from exporter.api.parse import Labels, Subscription
-from exporter.config import ConfigError, WorkspaceConfig
-from exporter.core.cycle import Cycle, cycle_of
-from exporter.tools.periods import (
+from exporter.config import Config, WorkspaceConfig
+from exporter.core.cycle import Cycle
+from exporter.flags import FlagParser
+from exporter.tools.breakdown import describe_filter, parse_filter, parse_group_by
+from exporter.tools.command import Invocation, add_run_flags, add_source_flags, run_command
+from exporter.tools.dates import (
     MINUTE,
     WHEN_FORMS,
-    UsageError,
     When,
-    check_period,
-    describe_filter,
     floor_to,
-    for_each_workspace,
     human_span,
     human_time,
     iso,
-    parse_filter,
-    parse_group_by,
     parse_when,
-    period_totals,
-    workspaces,
+    resolve_period,
 )
+from exporter.tools.periods import period_totals, read_plan
 
 FORMATS = ("table", "csv", "json")
 
@@ -243,9 +235,9 @@ class Writer:
 # Command ----------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> FlagParser:
     """The report's flags."""
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="elevenlabs-exporter report",
         description="Credits used in a period, summed per product (or any breakdown), "
         "next to the plan's limit, read from the ElevenLabs usage API with the "
@@ -258,15 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
         "subscription). Exit status: 0 ok, 1 an API or network error (one line on "
         "stderr per failed workspace), 2 a bad flag or config.",
     )
-    parser.add_argument(
-        "--config.file", dest="config_file", type=Path, default=None, help="the exporter's config"
-    )
-    parser.add_argument(
-        "--workspace", default=None, help="report only this workspace (default: all, one each)"
-    )
-    parser.add_argument("--since", required=True, metavar="WHEN", help="start of the period")
-    parser.add_argument(
-        "--until", default="now", metavar="WHEN", help="end of the period (default: now)"
+    add_source_flags(
+        parser,
+        workspace_help="report only this workspace (default: all, one each)",
+        since_help="start of the period",
+        until_default="now",
+        until_help="end of the period (default: now)",
     )
     parser.add_argument(
         "--group-by",
@@ -285,10 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "means in); repeat to combine",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="default: table")
-    parser.add_argument(
-        "--demo", action="store_true", help="read the built-in simulated API (no key needed)"
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    add_run_flags(parser, quiet_help="no progress lines on stderr")
     return parser
 
 
@@ -305,25 +291,9 @@ async def read_section(
     quiet: bool,
 ) -> Section:
     """Read one workspace's subscription and period totals."""
-    sub: Subscription | None = None
-    cycle: Cycle | None = None
-    try:
-        sub = await client.subscription()
-        cycle = cycle_of(sub, now)
-    except ApiError as exc:
-        # A key may read usage without being allowed to read the plan: report anyway,
-        # unless the period itself starts or ends at the cycle.
-        if exc.reason != "permission" or since.needs_cycle or until.needs_cycle:
-            raise
-        print(
-            f"warning: workspace {ws.name}: cannot read the subscription ({exc}); "
-            "the plan is left out",
-            file=err,
-        )
+    sub, cycle = await read_plan(client, since, until, now, err, left_out="the plan is left out")
     cycle_start = floor_to(cycle.start, MINUTE) if cycle is not None else None
-    start = floor_to(since.resolve(cycle_start), MINUTE)
-    end = floor_to(min(until.resolve(cycle_start), now), MINUTE)
-    check_period(start, end, since, until)
+    start, end = resolve_period(since, until, MINUTE, cycle_start, latest=now)
     totals = await period_totals(
         client,
         start,
@@ -336,6 +306,35 @@ async def read_section(
     return Section(ws.name, start, end, group_by, filters, sorted_rows(totals), sub, cycle)
 
 
+def _run(run: Invocation) -> int:
+    """The report once its flags are parsed: check them all, then read and print."""
+    args, now, err = run.args, run.now, run.err
+    since = parse_when(args.since, "--since", now)
+    until = parse_when(args.until, "--until", now)
+    group_by = parse_group_by(args.group_by)
+    filters = tuple(parse_filter(f) for f in args.filter)
+    if not since.needs_cycle and not until.needs_cycle:
+        resolve_period(since, until, MINUTE, latest=now)
+    writer = Writer(args.format, run.out, group_by)
+
+    async def read(client: ElevenLabsClient, ws: WorkspaceConfig, _: Config) -> None:
+        section = await read_section(
+            client,
+            ws,
+            since=since,
+            until=until,
+            group_by=group_by,
+            filters=filters,
+            now=now,
+            err=err,
+            quiet=args.quiet,
+        )
+        writer.write(section)
+
+    _, failed = run.read_workspaces(read, stop_on_error=False)
+    return 1 if failed else 0
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -344,49 +343,4 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run ``report``; returns the exit status (0, 1 on API errors, 2 on bad flags)."""
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    now = clock()
-    try:
-        since = parse_when(args.since, "--since", now)
-        until = parse_when(args.until, "--until", now)
-        group_by = parse_group_by(args.group_by)
-        filters = tuple(parse_filter(f) for f in args.filter)
-        if not since.needs_cycle and not until.needs_cycle:
-            check_period(
-                floor_to(since.resolve(None), MINUTE),
-                floor_to(min(until.resolve(None), now), MINUTE),
-                since,
-                until,
-            )
-        with workspaces(args.config_file, args.workspace, demo=args.demo) as (config, chosen):
-            writer = Writer(args.format, out, group_by)
-
-            async def read(client: ElevenLabsClient, ws: WorkspaceConfig) -> None:
-                writer.write(
-                    await read_section(
-                        client,
-                        ws,
-                        since=since,
-                        until=until,
-                        group_by=group_by,
-                        filters=filters,
-                        now=now,
-                        err=err,
-                        quiet=args.quiet,
-                    )
-                )
-
-            _, failed = asyncio.run(
-                for_each_workspace(config, chosen, read, err, stop_on_error=False)
-            )
-            return 1 if failed else 0
-    except (UsageError, ConfigError) as exc:
-        print(exc, file=err)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command(build_parser(), argv, _run, clock=clock, stdout=stdout, stderr=stderr)
