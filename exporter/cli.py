@@ -118,11 +118,19 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config_file, os.environ, demo=args.demo)
         web_config = load_web_config(args.web_config_file) if args.web_config_file else None
         ssl_context = web_config.ssl_context() if web_config else None
-        host, port = parse_listen_address(args.listen_address)
     except ConfigError as err:
         return _fail(str(err))
+    try:
+        host, port = parse_listen_address(args.listen_address)
     except ValueError as err:
         return _fail(f"flag error: --web.listen-address: {err}")
+    from exporter.simulator.model import SCENARIOS
+
+    if args.demo and args.demo_scenario not in SCENARIOS:
+        return _fail(
+            f"flag error: --demo.scenario: unknown scenario {args.demo_scenario!r}; "
+            f"choose from {', '.join(SCENARIOS)}"
+        )
     if args.shard is not None:
         try:
             index, count = parse_shard(args.shard)
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("flag error: --web.telemetry-path: must be a path like /metrics")
 
     if args.config_check:
-        described = config.describe()
+        described = (demo_config(config, "") if args.demo else config).describe()
         if args.demo:
             described["workspaces"] = [
                 {
@@ -164,11 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo:
         from exporter.simulator import SimState, Simulator
 
-        try:
-            state = SimState(scenario=args.demo_scenario)
-        except ValueError as err:
-            return _fail(f"flag error: --demo.scenario: {err}")
-        simulator = Simulator(state).start()
+        simulator = Simulator(SimState(scenario=args.demo_scenario)).start()
         config = demo_config(config, simulator.url)
         log.info(
             "demo mode: polling the built-in simulated API",

@@ -25,5 +25,5 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 ruff check .
 ruff format --check .
-mypy --strict exporter grafana
+mypy --strict exporter grafana tests bench
 pytest "$@"

@@ -10,6 +10,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 import respx
+from fakes import Recorder
 
 from exporter.api.backoff import RetryPolicy, next_poll_delay
 from exporter.api.client import ElevenLabsClient
@@ -19,16 +20,6 @@ from exporter.api.paths import SUBSCRIPTION_PATH
 BASE = "https://api.example.test"
 NOW = 1_767_225_600.0
 SUB = {"character_count": 1, "character_limit": 10}
-
-
-class Recorder:
-    """An async sleep that records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 async def run(

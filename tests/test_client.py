@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from contract import REASONS
+from fakes import Recorder
 
 from exporter.api.client import ElevenLabsClient
 from exporter.api.errors import ApiError
@@ -19,8 +21,11 @@ KEY = "sk_0123456789abcdef0123456789abcdef"
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
-def make_client(http: httpx.AsyncClient) -> ElevenLabsClient:
-    return ElevenLabsClient(workspace="w", base_url=BASE, api_key=lambda: KEY, http=http)
+def make_client(http: httpx.AsyncClient, sleep: Recorder | None = None) -> ElevenLabsClient:
+    """A client whose retries wait on a recording sleep, never on the real clock."""
+    return ElevenLabsClient(
+        workspace="w", base_url=BASE, api_key=lambda: KEY, http=http, sleep=sleep or Recorder()
+    )
 
 
 async def usage(table: dict[str, Any], start: int = T0, end: int = T0 + 600) -> list[UsageRow]:
@@ -181,7 +186,9 @@ async def test_subscription_fields() -> None:
     )
 
 
-async def call_with(response: httpx.Response | Exception) -> ApiError:
+async def call_with(
+    response: httpx.Response | Exception, sleep: Recorder | None = None
+) -> ApiError:
     with respx.mock() as mock:
         route = mock.get(BASE + SUBSCRIPTION_PATH)
         if isinstance(response, Exception):
@@ -190,62 +197,71 @@ async def call_with(response: httpx.Response | Exception) -> ApiError:
             route.return_value = response
         async with httpx.AsyncClient() as http:
             with pytest.raises(ApiError) as caught:
-                await make_client(http).subscription()
+                await make_client(http, sleep).subscription()
     return caught.value
 
 
-@pytest.mark.parametrize(
-    ("response", "reason"),
-    [
-        (
-            httpx.Response(
-                401, json={"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
-            ),
-            "auth",
+# One answer (or transport failure) per way a call can fail, with the reason it counts as.
+FAILURES: list[tuple[httpx.Response | Exception, str]] = [
+    (
+        httpx.Response(
+            401, json={"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
         ),
-        (
-            httpx.Response(
-                401,
-                json={
-                    "detail": {
-                        "status": "missing_permissions",
-                        "message": "The API key you used is missing the permission user_read "
-                        "to execute this operation.",
-                    }
-                },
-            ),
-            "permission",
+        "auth",
+    ),
+    (
+        httpx.Response(
+            401,
+            json={
+                "detail": {
+                    "status": "missing_permissions",
+                    "message": "The API key you used is missing the permission user_read "
+                    "to execute this operation.",
+                }
+            },
         ),
-        (httpx.Response(403, json={"detail": {"code": "only_for_creator+"}}), "permission"),
-        (
-            httpx.Response(422, json={"detail": [{"loc": ["body", "start_time"], "msg": "bad"}]}),
-            "client_error",
-        ),
-        (httpx.Response(400, text="plain words"), "client_error"),
-        (httpx.Response(404, json={"detail": "Not Found"}), "client_error"),
-        (
-            httpx.Response(429, json={"detail": {"code": "concurrent_limit_exceeded"}}),
-            "rate_limited",
-        ),
-        (httpx.Response(429, json={"detail": {"status": "system_busy"}}), "rate_limited"),
-        (httpx.Response(503, text="<html>down</html>"), "server_error"),
-        (httpx.Response(200, text="<html>login</html>"), "bad_response"),
-        (httpx.Response(200, text='{"tier": "pro", "charac'), "bad_response"),
-        (httpx.ConnectTimeout("slow"), "timeout"),
-        (httpx.ReadTimeout("slow"), "timeout"),
-        (httpx.ConnectError("refused"), "network"),
-        (httpx.RemoteProtocolError("reset"), "network"),
-    ],
-)
+        "permission",
+    ),
+    (httpx.Response(403, json={"detail": {"code": "only_for_creator+"}}), "permission"),
+    (
+        httpx.Response(422, json={"detail": [{"loc": ["body", "start_time"], "msg": "bad"}]}),
+        "client_error",
+    ),
+    (httpx.Response(400, text="plain words"), "client_error"),
+    (httpx.Response(404, json={"detail": "Not Found"}), "client_error"),
+    (
+        httpx.Response(429, json={"detail": {"code": "concurrent_limit_exceeded"}}),
+        "rate_limited",
+    ),
+    (httpx.Response(429, json={"detail": {"status": "system_busy"}}), "rate_limited"),
+    (httpx.Response(503, text="<html>down</html>"), "server_error"),
+    (httpx.Response(200, text="<html>login</html>"), "bad_response"),
+    (httpx.Response(200, text='{"tier": "pro", "charac'), "bad_response"),
+    (httpx.ConnectTimeout("slow"), "timeout"),
+    (httpx.ReadTimeout("slow"), "timeout"),
+    (httpx.ConnectError("refused"), "network"),
+    (httpx.RemoteProtocolError("reset"), "network"),
+]
+
+
+@pytest.mark.parametrize(("response", "reason"), FAILURES)
 async def test_failures_are_classified(response: httpx.Response | Exception, reason: str) -> None:
     """Each kind of failure maps to its poll-error reason, reading the body."""
     assert (await call_with(response)).reason == reason
 
 
+def test_every_poll_error_reason_has_a_classification_case() -> None:
+    """The failures above cover every reason of the contract, and nothing else."""
+    assert {reason for _, reason in FAILURES} == set(REASONS)
+
+
 async def test_retry_after_is_read_from_429() -> None:
-    """A 429's retry-after header is kept on the error for the backoff."""
-    err = await call_with(httpx.Response(429, headers={"retry-after": "7"}))
+    """A 429's retry-after header is kept on the error for the backoff (and the retries
+    within the poll wait exactly that long, on an injected sleep)."""
+    sleep = Recorder()
+    err = await call_with(httpx.Response(429, headers={"retry-after": "7"}), sleep)
     assert err.retry_after == 7.0
+    assert sleep.waits == [7.0, 7.0]
 
 
 async def test_key_never_appears_in_error_text() -> None:

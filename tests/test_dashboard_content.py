@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from contract import CONTRACT_METRICS, HISTOGRAMS, SERIES_NAMES
+from contract import ALERT_NAMES, CONTRACT_METRICS, HISTOGRAMS, SERIES_NAMES
 from dashboard_queries import dashboard_queries, iter_panels
 from dashboards_support import (
     DASHBOARDS,
@@ -27,16 +27,6 @@ from dashboards_support import (
 )
 
 QUERYABLE_METRICS = SERIES_NAMES | {"ALERTS", "up"}
-ALERT_NAMES = (
-    "ElevenLabsCreditBurnRate",
-    "ElevenLabsCreditsExhaustedBeforeReset",
-    "ElevenLabsCreditSpike",
-    "ElevenLabsCreditQuotaNearlyExhausted",
-    "ElevenLabsExporterDown",
-    "ElevenLabsAPIPollingFailing",
-    "ElevenLabsUsageDataStale",
-    "ElevenLabsAPIKeyRejected",
-)
 RUNBOOK_URL = "https://github.com/elevenlabs-exporter/elevenlabs-exporter/blob/main/docs/runbook.md"
 
 

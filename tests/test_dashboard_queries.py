@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from contract import ENDPOINTS, REASONS
 from dashboard_queries import (
     ALL,
     DashboardQuery,
@@ -193,17 +194,6 @@ def test_dashboard_queries_of_the_overview_are_fully_substituted() -> None:
 
 WORKSPACES = ("default", "second")
 PRODUCTS = ("text_to_speech", "speech_to_text", "dubbing")
-ENDPOINTS = ("usage", "subscription")
-REASONS = (
-    "auth",
-    "permission",
-    "rate_limited",
-    "server_error",
-    "timeout",
-    "network",
-    "bad_response",
-    "client_error",
-)
 BUCKETS = ("0.05", "0.1", "0.5", "1.0", "+Inf")
 Sample = tuple[str, Mapping[str, str], float]  # name suffix, labels, value
 

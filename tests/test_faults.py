@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from contract import REASONS
 from prometheus_client.parser import text_string_to_metric_families
 from support import ExporterProcess, http_get, run_exporter
 
@@ -148,7 +149,18 @@ CASES: list[tuple[str, list[dict[str, Any]], str, str]] = [
     ("missing credits column", [{"action": "drop_column"}], "usage", "bad_response"),
     ("key revoked mid-run", [], "usage", "auth"),
     ("permission missing", [], "usage", "permission"),
+    (
+        "422 validation error",
+        [{"status": 422, "body": '{"detail":[{"loc":["body","start_time"],"msg":"bad"}]}'}],
+        "usage",
+        "client_error",
+    ),
 ]
+
+
+def test_every_poll_error_reason_has_a_fault_case() -> None:
+    """The cases below script a fault for every reason of the contract, and only those."""
+    assert {reason for _, _, _, reason in CASES} == set(REASONS)
 
 
 @pytest.mark.parametrize(("name", "faults", "endpoint", "reason"), CASES, ids=[c[0] for c in CASES])

@@ -29,7 +29,9 @@ AWKWARD = ['quote " here', "back\\slash", "new\nline", "ünïcødé ✓", "", "a
 def registry_with_everything() -> CollectorRegistry:
     store = SnapshotStore(["main", "other"])
     registry, telemetry = build_registry(store)
-    credits = {("text_to_speech", value): 1.5 + i for i, value in enumerate(AWKWARD)}
+    credits: dict[tuple[str, ...], float] = {
+        ("text_to_speech", value): 1.5 + i for i, value in enumerate(AWKWARD)
+    }
     store.publish(
         WorkspaceSnapshot.of(
             "main",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from contract import SERIES_NAMES
+from contract import ALERT_NAMES, SERIES_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -40,18 +40,7 @@ WEBHOOK_URL = "http://127.0.0.1:9095/alerts"
 MAX_FOR_SECONDS = 10 * 60
 
 # The alerting contract: every alert the rules must define.
-CONTRACT_ALERTS = frozenset(
-    {
-        "ElevenLabsCreditBurnRate",
-        "ElevenLabsCreditsExhaustedBeforeReset",
-        "ElevenLabsCreditSpike",
-        "ElevenLabsCreditQuotaNearlyExhausted",
-        "ElevenLabsExporterDown",
-        "ElevenLabsAPIPollingFailing",
-        "ElevenLabsUsageDataStale",
-        "ElevenLabsAPIKeyRejected",
-    }
-)
+CONTRACT_ALERTS = frozenset(ALERT_NAMES)
 
 # The metric contract (every series the exporter exposes) plus Prometheus' own `up`.
 EXPORTER_METRICS = SERIES_NAMES | {"up"}

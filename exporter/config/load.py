@@ -48,12 +48,16 @@ def load_config(
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError("config.file", f"cannot read {path}: {err.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError("config.file", f"{path} is not UTF-8 text") from None
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
             raise ConfigError("config.file", f"{path} is not valid YAML{where}") from None
+        except ValueError as err:  # PyYAML builds dates itself: 2026-13-01 raises here
+            raise ConfigError("config.file", f"{path}: {err}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError("config.file", f"{path} must hold a mapping of keys")
         raw = dict(loaded or {})

@@ -68,8 +68,10 @@ def parse_workspace(
             raise ConfigError(f"{prefix}.poll_interval", "must be at least 1s")
     max_values: dict[str, int] = {}
     for dim, cap in mapping(raw.get("max_values", {}), f"{prefix}.max_values").items():
-        if dim not in group_by:
-            raise ConfigError(f"{prefix}.max_values.{dim}", "not one of this workspace's group_by")
+        if dim not in group_by or dim == "product_type":
+            raise ConfigError(
+                f"{prefix}.max_values.{dim}", "not one of this workspace's extra group_by"
+            )
         max_values[dim] = parse_int(cap, f"{prefix}.max_values.{dim}", 1)
     allow: dict[str, frozenset[str]] = {}
     for dim, values in mapping(raw.get("allow", {}), f"{prefix}.allow").items():

@@ -57,50 +57,71 @@ def make_app(
         path = environ.get("PATH_INFO", "/") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
-            return _text(start_response, "405 Method Not Allowed", "method not allowed\n")
+            return _text(
+                start_response,
+                "405 Method Not Allowed",
+                "method not allowed\n",
+                [("Allow", "GET, HEAD")],
+            )
+        status, headers, body = route(path, environ)
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [b""] if method == "HEAD" else [body]
+
+    def route(path: str, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         if path == telemetry_path:
-            compress = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")
+            compress = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
             accept = environ.get("HTTP_ACCEPT", "")
             if environ.get("QUERY_STRING"):  # name[] filters: render those series on demand
                 body, content_type = render_filtered(registry, environ["QUERY_STRING"], accept)
                 body = gzip.compress(body, GZIP_LEVEL) if compress else body
             else:
                 body, content_type = cache.render(accept, compress)
-            headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+            headers = [("Content-Type", content_type)]
             if compress:
                 headers.append(("Content-Encoding", "gzip"))
-            start_response("200 OK", headers)
-            return [b""] if method == "HEAD" else [body]
+            return "200 OK", headers, body
         if path == "/healthz":
-            return _text(start_response, "200 OK", "ok\n")
+            return "200 OK", _PLAIN, b"ok\n"
         if path == "/readyz":
             is_ready, waiting = ready()
             if is_ready:
-                return _text(start_response, "200 OK", "ready\n")
-            return _text(
-                start_response,
-                "503 Service Unavailable",
-                "waiting for the first successful poll of: " + ", ".join(waiting) + "\n",
-            )
+                return "200 OK", _PLAIN, b"ready\n"
+            text = "waiting for the first successful poll of: " + ", ".join(waiting) + "\n"
+            return "503 Service Unavailable", _PLAIN, text.encode()
         if path == "/":
-            start_response(
-                "200 OK",
-                [
-                    ("Content-Type", "text/html; charset=utf-8"),
-                    ("Content-Length", str(len(landing))),
-                ],
-            )
-            return [landing]
-        return _text(start_response, "404 Not Found", "not found\n")
+            return "200 OK", [("Content-Type", "text/html; charset=utf-8")], landing
+        return "404 Not Found", _PLAIN, b"not found\n"
 
     return app
 
 
-def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+_PLAIN = [("Content-Type", "text/plain; charset=utf-8")]
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (``gzip;q=0`` refuses it)."""
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip"):
+            continue
+        quality = params.strip().lower()
+        if quality.startswith("q="):
+            try:
+                return float(quality[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
+def _text(
+    start_response: StartResponse,
+    status: str,
+    body: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
     data = body.encode()
-    start_response(
-        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
-    )
+    start_response(status, [*_PLAIN, ("Content-Length", str(len(data))), *(extra or [])])
     return [data]
 
 
