@@ -138,6 +138,10 @@ def sim_poller(
 
     ws = WorkspaceConfig(workspace, Secret("demo"), KeySource("demo"), sim.url, **settings)
     telemetry = Telemetry(CollectorRegistry())
+
+    async def no_sleep(_: float) -> None:  # retries within a poll happen at once
+        return None
+
     client = ElevenLabsClient(
         workspace=workspace,
         base_url=sim.url,
@@ -145,6 +149,7 @@ def sim_poller(
         http=http,
         telemetry=telemetry,
         clock=sim.state.now,
+        sleep=no_sleep,
     )
     return workspace_loop(
         ws,

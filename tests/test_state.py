@@ -193,3 +193,54 @@ async def test_a_week_with_random_faults_stays_exact_and_bounded() -> None:
     assert exact(poller, state)
     # A month of hour buckets costs far fewer requests than polls, and each poll is small.
     assert client.requests < 7 * 24 * 12 * 3
+
+
+async def test_a_version_1_state_file_is_resumed_without_reseeding(tmp_path: Path) -> None:
+    """A state file written before the counters were kept once (format version 1: the
+    ledger's totals next to the router's) resumes: no request reaches back to the cycle
+    start, and the counters go on from the exported totals, exact."""
+    state = SimState(frozen_at=START)
+    path = tmp_path / "state.json"
+    store = StateStore(path, LOG)
+    first = make_poller(state, SimClient(state, 0.0, random.Random(1)), store)
+    await first.poll_once()
+    store.flush()
+    current = json.loads(path.read_bytes())
+    credits = current["workspaces"]["main"]["credits"]
+    ledger = dict(credits["ledger"], total=credits["router"]["total"])
+    ledger["down"] = credits["router"]["down"]
+    router = dict(credits["router"], routed_total=ledger["total"], routed_down=ledger["down"])
+    old = {"base_url": "http://sim", "ledger": ledger, "router": router}
+    path.write_text(
+        json.dumps({"format": current["format"], "version": 1, "workspaces": {"main": old}})
+    )
+    state.frozen_at = START + 1800
+    reloaded = StateStore(path, LOG)
+    reloaded.load()
+    client = RecordingClient(state, 0.0, random.Random(2))
+    second = make_poller(state, client, reloaded)
+    assert await second.poll_once()
+    assert exact(second, state)
+    cycle_start, _ = cycle_bounds(state.now())
+    assert min(client.starts) > cycle_start + 3600
+    assert reloaded.flush()
+    assert json.loads(path.read_bytes())["version"] == STATE_VERSION
+
+
+class RecordingClient(SimClient):
+    """A SimClient that remembers where each usage request started."""
+
+    def __init__(self, state: SimState, fail_rate: float, rng: random.Random) -> None:
+        super().__init__(state, fail_rate, rng)
+        self.starts: list[int] = []
+
+    async def usage_table(
+        self,
+        start: int,
+        end: int,
+        interval: int,
+        group_by: tuple[str, ...] = ("product_type",),
+        filters: Any = (),
+    ) -> UsageTable:
+        self.starts.append(start)
+        return await super().usage_table(start, end, interval, group_by, filters)

@@ -39,13 +39,19 @@ class RetryPolicy:
 def next_poll_delay(
     interval: float, failures: int, error: ApiError | None, rng: random.Random
 ) -> float:
-    """Seconds until the next poll of a workspace.
+    """Seconds until the next poll, with ±5% jitter drawn from ``rng`` (see :func:`poll_delay`)."""
+    return poll_delay(interval, failures, error, rng.uniform(0.95, 1.05))
 
-    The poll interval with ±5% jitter; after consecutive transient failures it doubles
-    each time up to 8x (a struggling API gets fewer requests); never sooner than a
-    retry header asked for. Auth and permission failures keep the normal interval.
+
+def poll_delay(interval: float, failures: int, error: ApiError | None, jitter: float) -> float:
+    """Seconds until the next poll of a source.
+
+    The poll interval times ``jitter`` (about 1: many exporters must not poll in
+    lockstep); after consecutive transient failures it doubles each time up to 8x (a
+    struggling API gets fewer requests); never sooner than a retry header asked for.
+    Auth and permission failures keep the normal interval.
     """
-    delay = interval * rng.uniform(0.95, 1.05)
+    delay = interval * jitter
     if error is not None and error.reason in RETRYABLE and failures > 1:
         delay *= min(2 ** (failures - 1), 8)
     if error is not None and error.retry_after is not None:

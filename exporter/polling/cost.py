@@ -12,17 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from exporter.api.client import ElevenLabsClient
 from exporter.api.errors import ApiError
 from exporter.api.parse import Labels, UsageRow
-from exporter.config import Config, WorkspaceConfig
 from exporter.core.counted import Counted
 from exporter.core.ledger import Ledger
 from exporter.core.router import SeriesRouter
-from exporter.core.state import WorkspaceState
-from exporter.polling.source import Outcome, Source, WorkspaceFacts
+from exporter.polling.counting import CountingSource
+from exporter.polling.source import Outcome
 
 DAY = 86400
 _MARKERS = ("currency", "cost", "fiat")
@@ -48,36 +45,18 @@ class CostPart:
     currency: str
 
 
-class CostSource(Source):
-    """Cost and charge-count counters of one workspace, from daily buckets."""
+class CostSource(CountingSource):
+    """Cost and charge-count counters of one workspace, from daily buckets; its poll is
+    the workspace's usage poll."""
 
-    endpoint = "usage"  # for these workspaces it is their usage poll
-    readiness = True
     state_key = "cost"
 
-    def __init__(
-        self,
-        workspace: WorkspaceConfig,
-        config: Config,
-        client: ElevenLabsClient,
-        facts: WorkspaceFacts,
-        *,
-        log: Any,
-        state: WorkspaceState | None = None,
-    ) -> None:
-        self.workspace = workspace
-        self.config = config
-        self.client = client
-        self.facts = facts
-        self.log = log
-        self.state = state
-        self.group_by = workspace.group_by[:1]
-        self.counters: dict[str, Counted] | None = None
-        self._cycle_start: int | None = None
+    counters: dict[str, Counted] | None = None  # from the first poll after the switch
 
-    def interval(self) -> float:
-        """The workspace's poll interval."""
-        return self.workspace.poll_interval or self.config.poll_interval
+    @property
+    def group_by(self) -> tuple[str, ...]:
+        """By product only: the cost table's dimensions differ from the credits one's."""
+        return self.workspace.group_by[:1]
 
     def active(self) -> bool:
         """Once the credits source found the workspace billed in currency."""
@@ -86,7 +65,7 @@ class CostSource(Source):
     def _new(self, anchor: int, cycle_start: int | None) -> dict[str, Counted]:
         def counted() -> Counted:
             ledger = Ledger(
-                anchor=anchor,
+                anchor=anchor - anchor % DAY,  # whole days from the anchor's day
                 bucket=DAY,
                 lookback=2 * DAY,
                 cycle_start=cycle_start,
@@ -98,26 +77,17 @@ class CostSource(Source):
         return {kind: counted() for kind in _KINDS}
 
     def _sync(self) -> dict[str, Counted] | None:
-        """Create the counters (whole days from the anchor's day); follow a new cycle."""
-        cycle = self.facts.cycle
-        cycle_start = cycle.start if cycle is not None else None
-        if self.counters is not None:
-            if cycle_start is not None and cycle_start != self._cycle_start:
-                self._cycle_start = cycle_start
-                if self.config.count_from is None:
-                    self.counters = self._new(cycle_start - cycle_start % DAY, cycle_start)
-                else:
-                    for counted in self.counters.values():
-                        counted.ledger.start_cycle(cycle_start)
-            return self.counters
-        if self.config.count_from is not None:
-            anchor = int(self.config.count_from.timestamp())
-        elif cycle_start is not None:
-            anchor = cycle_start
-        else:
-            return None
-        self._cycle_start = cycle_start
-        self.counters = self._restore(self._new(anchor - anchor % DAY, cycle_start))
+        """Create the counters once the anchor is known; follow a new billing cycle."""
+        if self.counters is None:
+            start = self.first_anchor()
+            if start is not None:
+                self.counters = self._restore(self._new(*start))
+        elif (cycle_start := self.new_cycle()) is not None:
+            if self.restarts_at_cycle:
+                self.counters = self._new(cycle_start, cycle_start)
+            else:
+                for counted in self.counters.values():
+                    counted.ledger.start_cycle(cycle_start)
         return self.counters
 
     def _restore(self, fresh: dict[str, Counted]) -> dict[str, Counted]:

@@ -2,10 +2,8 @@
 
 Each poll reads the windows the ledger plans (the lookback re-read, plus settled
 history where it was never read), applies them all or nothing and persists the
-ledger and the exported counters in the state file. The counters are anchored at
-``count_from`` or, by default, at the start of the billing cycle the subscription
-source found; with the default anchor a new cycle starts new counters (a reset
-Prometheus handles), with a fixed one only the cycle gauge restarts.
+ledger and the exported counters in the state file. The anchor is that of every
+counting source (:mod:`exporter.polling.counting`).
 
 A workspace billed in currency answers the credits endpoint with an error; when that
 error says so, this source hands over to the cost source for good.
@@ -27,7 +25,8 @@ from exporter.core.ledger import Ledger, ReadPlan
 from exporter.core.router import SeriesRouter
 from exporter.core.state import WorkspaceState
 from exporter.polling.cost import looks_cost_billed
-from exporter.polling.source import Outcome, Source, WorkspaceFacts
+from exporter.polling.counting import CountingSource
+from exporter.polling.source import Outcome, WorkspaceFacts
 
 Rows = tuple[list[UsageRow], list[UsageRow], list[UsageRow]]
 
@@ -43,11 +42,9 @@ class CreditsPart:
     names: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
-class CreditsSource(Source):
+class CreditsSource(CountingSource):
     """Credits per product (and opt-in dimension) for one workspace."""
 
-    endpoint = "usage"
-    readiness = True
     state_key = "credits"
 
     def __init__(
@@ -62,28 +59,18 @@ class CreditsSource(Source):
         state: WorkspaceState | None = None,
         seed_limiter: asyncio.Semaphore | None = None,
     ) -> None:
+        super().__init__(workspace, config, client, facts, log=log, state=state)
         self.clock = clock
-        self.workspace = workspace
-        self.config = config
-        self.client = client
-        self.facts = facts
-        self.log = log
-        self.state = state
         # Large reads (seeding a cycle, recovering an outage) hold every row until they
         # apply; sharing this limit keeps many workspaces from holding them all at once.
         self.seed_limiter = seed_limiter or asyncio.Semaphore(1)
         self.counted: Counted | None = None
         self.names: dict[tuple[str, str], str] = {}
-        self._cycle_start: int | None = None
 
     @property
     def ledger(self) -> Ledger | None:
         """The ledger, once the anchor is known."""
         return self.counted.ledger if self.counted else None
-
-    def interval(self) -> float:
-        """The workspace's poll interval."""
-        return self.workspace.poll_interval or self.config.poll_interval
 
     def active(self) -> bool:
         """Until the workspace proves billed in currency."""
@@ -105,25 +92,15 @@ class CreditsSource(Source):
 
     def _sync(self) -> Counted | None:
         """Create the counters once the anchor is known; follow a new billing cycle."""
-        cycle = self.facts.cycle
-        cycle_start = cycle.start if cycle is not None else None
-        if self.counted is not None:
-            if cycle_start is not None and cycle_start != self._cycle_start:
-                self._cycle_start = cycle_start
-                if self.config.count_from is None:
-                    # Anchored at the cycle start: the counters restart from zero.
-                    self.counted = self._new(cycle_start, cycle_start)
-                else:
-                    self.counted.ledger.start_cycle(cycle_start)
-            return self.counted
-        if self.config.count_from is not None:
-            anchor = int(self.config.count_from.timestamp())
-        elif cycle_start is not None:
-            anchor = cycle_start
-        else:
-            return None  # the anchor comes from the subscription, which has not answered
-        self._cycle_start = cycle_start
-        self.counted = self._restore(self._new(anchor, cycle_start))
+        if self.counted is None:
+            start = self.first_anchor()
+            if start is not None:
+                self.counted = self._restore(self._new(*start))
+        elif (cycle_start := self.new_cycle()) is not None:
+            if self.restarts_at_cycle:
+                self.counted = self._new(cycle_start, cycle_start)
+            else:
+                self.counted.ledger.start_cycle(cycle_start)
         return self.counted
 
     def _restore(self, fresh: Counted) -> Counted:

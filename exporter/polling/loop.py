@@ -15,19 +15,20 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from exporter.api.backoff import next_poll_delay
+from exporter.api.backoff import poll_delay
 from exporter.api.errors import ApiError, missing_permission
 from exporter.core.snapshot import SnapshotStore, WorkspaceSnapshot
 from exporter.polling.source import ENDPOINTS, Outcome, PollTelemetry, Source
 
 Clock = Callable[[], float]
+Wait = Callable[[asyncio.Event, float], Awaitable[None]]
 # Sources due within this share of their interval after a round begins poll in that
-# round, so sources with equal intervals stay together despite their jitter.
+# round (a source that is nearly due is not worth a wake-up of its own).
 _SLACK = 0.1
 
 
@@ -56,6 +57,7 @@ class WorkspaceLoop:
         log: Any,
         clock: Clock = time.time,
         rng: random.Random | None = None,
+        wait: Wait | None = None,
     ) -> None:
         self.name = name
         self.sources = list(sources)
@@ -64,6 +66,7 @@ class WorkspaceLoop:
         self.log = log.bind(workspace=name)
         self.clock = clock
         self._rng = rng or random.Random()
+        self._wait = wait or _wait
         self.status = {id(source): SourceStatus() for source in self.sources}
         # usage and subscription first, then the optional endpoints, as they are exported.
         endpoints = [e for e in ENDPOINTS if any(s.endpoint == e for s in self.sources)]
@@ -181,6 +184,9 @@ class WorkspaceLoop:
         self.publish()
         while not stop.is_set():
             began = self.clock()
+            # One jitter per round: sources of equal intervals that poll together stay
+            # together, while workspaces (and exporters) drift apart.
+            jitter = self._rng.uniform(0.95, 1.05)
             for source in self.sources:
                 status = self.status[id(source)]
                 if not source.active() or status.due > began + _SLACK * source.interval():
@@ -189,11 +195,15 @@ class WorkspaceLoop:
                     await self._poll(source)
                 except Exception:  # a bug must not kill the loop: log it and keep serving
                     self.log.exception("poll crashed", endpoint=source.endpoint)
-                status.due = began + next_poll_delay(
-                    source.interval(), status.failures, status.last_error, self._rng
+                status.due = began + poll_delay(
+                    source.interval(), status.failures, status.last_error, jitter
                 )
             self.publish()
             pending = [self.status[id(s)].due for s in self._active()]
-            delay = max(0.0, min(pending, default=began + 60.0) - self.clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            await self._wait(stop, max(0.0, min(pending, default=began + 60.0) - self.clock()))
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds`` or until ``stop`` is set, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
