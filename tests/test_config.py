@@ -648,11 +648,6 @@ def test_max_values_for_product_type_is_rejected(tmp_path: Path) -> None:
     assert message.startswith("config error: workspaces[0].max_values.product_type: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the design's config lists workspaces[].budget_credits (the allowance behind "
-    "elevenlabs_budget_credits); exporter/config rejects it as an unknown key",
-)
 def test_budget_credits_is_a_workspace_key(tmp_path: Path) -> None:
     """budget_credits, the workspace's own allowance per cycle, is accepted and shown by
     describe()."""
@@ -709,6 +704,7 @@ def test_describe_shows_the_effective_values(tmp_path: Path) -> None:
         "request_timeout": "0.5s",
         "max_concurrent_requests": 4,
         "max_retries": 2,
+        "current_bucket": True,
         "workspaces": [
             {
                 "name": "plain",

@@ -32,6 +32,11 @@ def exposition() -> str:
         downward={("text_to_speech",): 1.5, ("unknown",): 0.0, ("dubbing",): 0.0},
         cycle={("text_to_speech",): 124.0, ("unknown",): 2.0, ("dubbing",): 0.0},
         names={("product_type", "text_to_speech"): "Text to Speech"},
+        windows={
+            "text_to_speech": {"5m": 1.5, "30m": 9.0, "1h": 20.5, "6h": 80.0, "1d": 110.0},
+            "unknown": {"5m": 0.0, "30m": 0.0, "1h": 0.0, "6h": 2.0, "1d": 2.0},
+        },
+        budget=400000,
     )
     store.publish(
         WorkspaceSnapshot.of(

@@ -32,9 +32,10 @@ def sim() -> Iterator[Simulator]:
 
 
 def truth(sim: Simulator) -> dict[str, float]:
-    """What the simulated API says was used from the cycle start to the last whole minute."""
+    """What the simulated API says was used from the cycle start to now: the current
+    minute so far included, as the exporter reads the bucket under way."""
     start, _ = cycle_bounds(sim.state.now())
-    end = int(sim.state.now() // 60) * 60
+    end = int(sim.state.now() // 60) * 60 + 60
     return {k: v for k, v in sim.state.truth(start - start % 60, end).items() if v}
 
 

@@ -181,3 +181,31 @@ def test_nothing_is_read_before_the_anchor() -> None:
         rows((T0 - 60, 50.0), (T0, 1.0)),
     )
     assert counted.total[TTS] == 1.0
+
+
+def test_a_state_without_history_reads_the_week_back_for_the_windows_only() -> None:
+    """A ledger resumed from a state written before the window history existed plans a
+    one-off read of the week before its buckets; those rows fill the windows and never
+    the counters, and until they are read the wide windows are left out, not wrong."""
+    now = T0 + 10 * DAY
+    first = Counted.plain(
+        Ledger(anchor=T0, bucket=60, lookback=HOUR, cycle_start=T0, keep_history=True)
+    )
+    plan = first.ledger.plan(now)
+    first.apply(plan, rows((now - 600, 5.0)), rows((now - 5 * HOUR, 7.0)))
+    state = first.ledger.to_state()
+    state.pop("history")
+    resumed = Counted.plain(Ledger.from_state(state, lookback=HOUR, keep_history=True))
+    resumed.router.restore(first.router.to_state())
+    early = resumed.ledger.window_sums({"5m": 300, "1h": HOUR, "1d": DAY})
+    assert early == {"text_to_speech": {"5m": 0.0, "1h": 5.0}}  # 1d left out
+    plan = resumed.ledger.plan(now + 60)
+    assert plan.history
+    assert plan.history[0].start <= now - 7 * DAY
+    assert plan.history[-1].end == resumed.ledger.settled_until
+    increments = resumed.apply(plan, rows((now - 600, 5.0)), history=rows((now - 5 * HOUR, 7.0)))
+    assert increments.used == {TTS: 0.0}
+    assert resumed.total[TTS] == 12.0
+    sums = resumed.ledger.window_sums({"1h": HOUR, "1d": DAY})
+    assert sums == {"text_to_speech": {"1h": 5.0, "1d": 12.0}}
+    assert not resumed.ledger.plan(now + 120).history

@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 
 from exporter.api.parse import Labels, UsageRow
 from exporter.core.counted import Counted
+from exporter.core.history import WINDOWS
 from exporter.core.ledger import Ledger, ReadPlan
 
 BUCKET = 60
 LOOKBACK = 600
 ANCHOR = 1_700_000_040  # a minute boundary that is not an hour boundary
 PRODUCTS: tuple[Labels, ...] = (("text_to_speech",), ("dubbing",))
+Rows = tuple[list[UsageRow], list[UsageRow], list[UsageRow], list[UsageRow]]
 
 
 @dataclass
@@ -35,20 +37,20 @@ class ModelApi:
     served: dict[tuple[int, Labels], list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def read(self, start: int, end: int, interval: int) -> list[UsageRow]:
+        """Rows of ``[start, end)`` in ``interval`` buckets (buckets never given a value
+        are 0 and served as such: only those ever set are recorded)."""
         sums: dict[tuple[int, Labels], float] = defaultdict(float)
-        for bucket in range(start, end, BUCKET):
-            for labels in PRODUCTS:
-                value = self.values.get((bucket, labels), 0.0)
+        for (bucket, labels), value in self.values.items():
+            if start <= bucket < end:
                 self.served[(bucket, labels)].append(value)
                 if value:
                     sums[(bucket - (bucket - start) % interval, labels)] += value
         return [UsageRow(b, labels, v) for (b, labels), v in sums.items()]
 
-    def fetch(self, plan: ReadPlan) -> tuple[list[UsageRow], list[UsageRow], list[UsageRow]]:
-        out: tuple[list[UsageRow], list[UsageRow], list[UsageRow]] = ([], [], [])
-        for target, windows in zip(
-            out, (plan.revisable, plan.settled, plan.cycle_only), strict=True
-        ):
+    def fetch(self, plan: ReadPlan) -> Rows:
+        out: Rows = ([], [], [], [])
+        groups = (plan.revisable, plan.settled, plan.cycle_only, plan.history)
+        for target, windows in zip(out, groups, strict=True):
             for w in windows:
                 target.extend(self.read(w.start, w.end, w.interval))
         return out
@@ -73,18 +75,34 @@ step = st.fixed_dictionaries(
 
 
 def _run(
-    start_offset: int, steps: list[dict[str, object]], *, additive: bool = False
+    start_offset: int,
+    steps: list[dict[str, object]],
+    *,
+    additive: bool = False,
+    read_current: bool = False,
+    keep_history: bool = False,
 ) -> tuple[Counted, ModelApi, list[str]]:
     """Drive a ledger and its counters through ``steps``; ``additive`` turns "set to v"
-    into "add v"."""
+    into "add v"; ``read_current`` reads the bucket under way at every poll;
+    ``keep_history`` keeps the window history (and reads before the anchor for it)."""
     api = ModelApi()
     ledger = Counted.plain(
-        Ledger(anchor=ANCHOR, bucket=BUCKET, lookback=LOOKBACK, cycle_start=ANCHOR)
+        Ledger(
+            anchor=ANCHOR,
+            bucket=BUCKET,
+            lookback=LOOKBACK,
+            cycle_start=ANCHOR,
+            read_current=read_current,
+            keep_history=keep_history,
+        )
     )
     now = ANCHOR + start_offset * BUCKET
-    # History before the exporter ever ran: settled usage it must seed.
+    # History before the exporter ever ran: settled usage it must seed, and usage
+    # before the anchor, which it must never count (the windows may show it).
     for bucket in range(ANCHOR, now - LOOKBACK, BUCKET * 7):
         api.values[(bucket, PRODUCTS[bucket % 2])] = float(bucket % 11)
+    for bucket in range(ANCHOR - 3 * 3600, ANCHOR, BUCKET * 5):
+        api.values[(bucket, PRODUCTS[bucket % 2])] = 3.0
     violations: list[str] = []
     previous_total: dict[Labels, float] = {}
     previous_down: dict[Labels, float] = {}
@@ -110,7 +128,13 @@ def _run(
                 api.values[key] = api.values.get(key, 0.0) + value if additive else value
         if item["restart"]:
             state = json.loads(json.dumps(ledger.to_state()))
-            ledger = Counted.plain(Ledger.from_state(state["ledger"], lookback=LOOKBACK))
+            restored = Ledger.from_state(
+                state["ledger"],
+                lookback=LOOKBACK,
+                read_current=read_current,
+                keep_history=keep_history,
+            )
+            ledger = Counted.plain(restored)
             ledger.router.restore(state["router"])
         if item["poll"]:
             poll()
@@ -122,18 +146,20 @@ def _run(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 400), st.lists(step, min_size=1, max_size=30))
+@given(st.integers(0, 400), st.lists(step, min_size=1, max_size=30), st.booleans(), st.booleans())
 def test_counters_are_exact_and_monotonic(
-    start_offset: int, steps: list[dict[str, object]]
+    start_offset: int, steps: list[dict[str, object]], read_current: bool, keep_history: bool
 ) -> None:
     """For any revisions, outages and restarts: the counter never decreases, equals Σ of
     each bucket's highest served value (no bucket counted twice or missed), and the
     downward counter covers exactly what was revised away when no bucket rose after
     falling; the cycle gauge equals the API's final sum."""
-    ledger, api, violations = _run(start_offset, steps)
+    ledger, api, violations = _run(
+        start_offset, steps, read_current=read_current, keep_history=keep_history
+    )
     assert violations == []
     for labels in PRODUCTS:
-        buckets = [k for k in api.served if k[1] == labels]
+        buckets = [k for k in api.served if k[1] == labels and k[0] >= ANCHOR]
         highest = sum(max(api.served[k]) for k in buckets)
         final = sum(api.values.get(k, 0.0) for k in buckets)
         assert ledger.total.get(labels, 0.0) == highest
@@ -160,10 +186,10 @@ def test_upward_only_revisions_match_the_api_sum(
 ) -> None:
     """When the API only ever revises upward (the documented case), the counter equals
     the API's own sum since the anchor and nothing is counted as revised away."""
-    ledger, api, violations = _run(start_offset, steps, additive=True)
+    ledger, api, violations = _run(start_offset, steps, additive=True, keep_history=True)
     assert violations == []
     for labels in PRODUCTS:
-        final = sum(v for k, v in api.values.items() if k[1] == labels)
+        final = sum(v for k, v in api.values.items() if k[1] == labels and k[0] >= ANCHOR)
         assert ledger.total.get(labels, 0.0) == final
         assert ledger.down.get(labels, 0.0) == 0.0
 
@@ -175,3 +201,26 @@ def test_memory_is_bounded_by_the_lookback(steps: list[dict[str, object]]) -> No
     one poll's advance, per label set."""
     ledger, _, _ = _run(0, steps)
     assert ledger.ledger.live_entries <= (LOOKBACK // BUCKET + 1) * len(PRODUCTS)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 400), st.lists(step, min_size=1, max_size=30), st.booleans())
+def test_windows_hold_the_current_values_by_bucket_time(
+    start_offset: int, steps: list[dict[str, object]], read_current: bool
+) -> None:
+    """For any revisions, outages and restarts, once the data stops changing every window
+    equals the API's current values of the buckets it covers, before the anchor too:
+    exactly inside the lookback, from the hour nearest its start beyond it."""
+    counted, api, _ = _run(start_offset, steps, read_current=read_current, keep_history=True)
+    ledger = counted.ledger
+    sums = ledger.window_sums(WINDOWS)
+    end = ledger.covered_until
+    for name, span in WINDOWS.items():
+        start = end - span
+        if start < ledger.settled_until:
+            start = int(start + 1800) // 3600 * 3600
+        for labels in PRODUCTS:
+            expected = sum(
+                v for (b, k), v in api.values.items() if k == labels and start <= b < end
+            )
+            assert sums.get(labels[0], {}).get(name, 0.0) == expected, (name, labels)

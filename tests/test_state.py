@@ -115,7 +115,9 @@ def make_poller(
 def exact(poller: WorkspaceLoop, state: SimState) -> bool:
     start, _ = cycle_bounds(state.now())
     truth = {
-        k: v for k, v in state.truth(start - start % 60, int(state.now() // 60) * 60).items() if v
+        k: v
+        for k, v in state.truth(start - start % 60, int(state.now() // 60) * 60 + 60).items()
+        if v
     }
     counted = credits_of(poller).counted
     assert counted is not None

@@ -23,7 +23,9 @@ from exporter.config.model import (
 )
 from exporter.config.values import (
     default_state_file,
+    parse_amount,
     parse_base_url,
+    parse_bool,
     parse_count_from,
     parse_duration,
     parse_int,
@@ -82,6 +84,9 @@ def load_config(
     request_timeout = parse_duration(raw.get("request_timeout", 30), "request_timeout")
     max_concurrent = parse_int(raw.get("max_concurrent_requests", 4), "max_concurrent_requests", 1)
     max_retries = parse_int(raw.get("max_retries", 2), "max_retries", 0)
+    current_bucket = parse_bool(raw.get("current_bucket", True), "current_bucket")
+    budget = raw.get("budget_credits")
+    default_budget = None if budget is None else parse_amount(budget, "budget_credits")
 
     state_file: Path | None
     if "state_file" in raw:
@@ -111,14 +116,18 @@ def load_config(
                 )
             workspaces.append(
                 WorkspaceConfig(
-                    "default", Secret(key), KeySource("env", DEFAULT_KEY_ENV), default_base
+                    "default",
+                    Secret(key),
+                    KeySource("env", DEFAULT_KEY_ENV),
+                    default_base,
+                    budget_credits=default_budget,
                 )
             )
         else:
             if not isinstance(raw_list, list) or not raw_list:
                 raise ConfigError("workspaces", "expected a non-empty list")
             for index, item in enumerate(raw_list):
-                workspaces.append(parse_workspace(item, index, env, default_base))
+                workspaces.append(parse_workspace(item, index, env, default_base, default_budget))
             names = [ws.name for ws in workspaces]
             for name in names:
                 if names.count(name) > 1:
@@ -134,4 +143,5 @@ def load_config(
         request_timeout=request_timeout,
         max_concurrent_requests=max_concurrent,
         max_retries=max_retries,
+        current_bucket=current_bucket,
     )

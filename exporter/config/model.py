@@ -26,6 +26,8 @@ ENV_OVERRIDABLE = (
     "request_timeout",
     "max_concurrent_requests",
     "max_retries",
+    "current_bucket",
+    "budget_credits",
 )
 TOP_KEYS = frozenset((*ENV_OVERRIDABLE, "workspaces"))
 WORKSPACE_KEYS = frozenset(
@@ -41,6 +43,7 @@ WORKSPACE_KEYS = frozenset(
         "max_values",
         "allow",
         "character_stats",
+        "budget_credits",
     )
 )
 # Values the usage endpoint accepts for group_by (product_type is always grouped first).
@@ -133,6 +136,7 @@ class WorkspaceConfig:
     max_values: Mapping[str, int] = field(default_factory=dict)
     allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
     character_stats: bool = False
+    budget_credits: float | None = None  # the workspace's own allowance per cycle
 
     def cap(self, dimension: str) -> int | None:
         """Most series a dimension may have (None: unbounded, for product_type)."""
@@ -154,6 +158,7 @@ class Config:
     request_timeout: float = 30.0
     max_concurrent_requests: int = 4
     max_retries: int = 2
+    current_bucket: bool = True  # read the still-growing current bucket every poll
 
     def secrets(self) -> list[str]:
         """Every key value, for the log redactor."""
@@ -170,6 +175,7 @@ class Config:
             "request_timeout": f"{self.request_timeout:g}s",
             "max_concurrent_requests": self.max_concurrent_requests,
             "max_retries": self.max_retries,
+            "current_bucket": self.current_bucket,
             "workspaces": [
                 {
                     "name": ws.name,
@@ -181,6 +187,11 @@ class Config:
                     **({"max_values": dict(ws.max_values)} if ws.max_values else {}),
                     **({"allow": {k: sorted(v) for k, v in ws.allow.items()}} if ws.allow else {}),
                     **({"character_stats": True} if ws.character_stats else {}),
+                    **(
+                        {"budget_credits": ws.budget_credits}
+                        if ws.budget_credits is not None
+                        else {}
+                    ),
                 }
                 for ws in self.workspaces
             ],

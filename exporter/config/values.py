@@ -117,3 +117,25 @@ def mapping(value: object, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(key, "expected a mapping")
     return {str(k): v for k, v in value.items()}
+
+
+def parse_bool(value: object, key: str) -> bool:
+    """true or false (also as the strings an environment variable carries)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(key, f"expected true or false, got {value!r}")
+
+
+def parse_amount(value: object, key: str) -> float:
+    """A positive, finite number (or its string), such as a credit allowance."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(key, f"expected a positive number, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(key, f"expected a positive number, got {value!r}") from None
+    if not 0 < number < 1e15:
+        raise ConfigError(key, "must be a positive number below 1e15")
+    return number

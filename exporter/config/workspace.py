@@ -16,12 +16,24 @@ from exporter.config.model import (
     Secret,
     WorkspaceConfig,
 )
-from exporter.config.values import mapping, parse_base_url, parse_duration, parse_int, read_key_file
+from exporter.config.values import (
+    mapping,
+    parse_amount,
+    parse_base_url,
+    parse_duration,
+    parse_int,
+    read_key_file,
+)
 
 
 def parse_workspace(
-    raw: object, index: int, environ: Mapping[str, str], default_base: str
+    raw: object,
+    index: int,
+    environ: Mapping[str, str],
+    default_base: str,
+    default_budget: float | None = None,
 ) -> WorkspaceConfig:
+    """One ``workspaces:`` entry; ``default_budget`` is the top-level ``budget_credits``."""
     prefix = f"workspaces[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(prefix, "expected a mapping with at least a name")
@@ -83,6 +95,9 @@ def parse_workspace(
     character_stats = raw.get("character_stats", False)
     if not isinstance(character_stats, bool):
         raise ConfigError(f"{prefix}.character_stats", "expected true or false")
+    budget = default_budget
+    if raw.get("budget_credits") is not None:
+        budget = parse_amount(raw["budget_credits"], f"{prefix}.budget_credits")
     return WorkspaceConfig(
         name.strip(),
         Secret(key),
@@ -94,6 +109,7 @@ def parse_workspace(
         max_values,
         allow,
         character_stats,
+        budget,
     )
 
 

@@ -33,9 +33,10 @@ class Counted:
         revisable: Sequence[UsageRow] = (),
         settled: Sequence[UsageRow] = (),
         cycle_only: Sequence[UsageRow] = (),
+        history: Sequence[UsageRow] = (),
     ) -> Increments:
         """Apply one poll's rows to the ledger and add what they contribute."""
-        increments = self.ledger.apply(plan, revisable, settled, cycle_only)
+        increments = self.ledger.apply(plan, revisable, settled, cycle_only, history)
         # Values earn their own series by their credits this cycle (else this poll's).
         ranking = self.ledger.cycle if self.ledger.cycle_known else increments.used
         self.router.add(increments, ranking)

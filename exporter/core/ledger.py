@@ -25,6 +25,13 @@ again after falling the sum of ``down`` is ``Σ (hwm - final)``.
 
 ``cycle`` is a gauge of the API's current view of the billing cycle: Σ ``last``
 over the buckets since the cycle start (it may go down when the API revises down).
+
+With ``read_current`` the plan ends at the next bucket boundary after ``now``, so the
+current, still-growing bucket is read like any other revisable bucket and usage
+shows up within one poll. With ``keep_history`` the ledger also keeps what the
+window gauges need (:mod:`exporter.core.history`): folded buckets and settled usage
+summed per hour for a week, read back from the API where the anchor is younger than
+a week or a restart lost it.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.api.parse import Labels, UsageRow
+from exporter.core.history import History, first_hour
 from exporter.core.windows import COARSE_SECONDS, Window, coarse_windows, fine_windows, floor_to
 
 
@@ -46,11 +54,12 @@ class ReadPlan:
     revisable: tuple[Window, ...] = ()
     settled: tuple[Window, ...] = ()
     cycle_only: tuple[Window, ...] = ()
+    history: tuple[Window, ...] = ()  # read for the window history only, never counted
 
     @property
     def windows(self) -> tuple[Window, ...]:
         """Every window of the plan, in the order they should be requested."""
-        return self.revisable + self.settled + self.cycle_only
+        return self.revisable + self.settled + self.cycle_only + self.history
 
 
 @dataclass
@@ -93,6 +102,10 @@ class Ledger:
     covered_until: int = -1
     settled_until: int = -1
     cycle_pending: bool = False
+    read_current: bool = False
+    keep_history: bool = False
+    history: History | None = None
+    history_gap: tuple[int, int] | None = None  # [start, end) still to read for it
     _live: dict[int, dict[Labels, _Entry]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,11 +122,16 @@ class Ledger:
         return sum(len(v) for v in self._live.values())
 
     def plan(self, now: float) -> ReadPlan:
-        """The windows to read at ``now``: bucket-aligned, ending at the last whole bucket."""
-        end = max(floor_to(now, self.bucket), self.covered_until)
+        """The windows to read at ``now``: bucket-aligned, ending at the last whole bucket
+        (with ``read_current``: at the end of the current one)."""
+        last = floor_to(now, self.bucket) + (self.bucket if self.read_current else 0)
+        if self.keep_history and self.history is None:
+            self._start_view(last)
+        end = max(last, self.covered_until)
+        history = self._history_windows(now)
         if end <= self.anchor:
-            return ReadPlan(end=self.covered_until, fold_at=self.settled_until)
-        fold_at = max(self.anchor, end - self.lookback, self.settled_until)
+            return ReadPlan(end=self.covered_until, fold_at=self.settled_until, history=history)
+        fold_at = max(end - self.lookback, self.settled_until)
         revisable: list[Window] = []
         settled: list[Window] = []
         if self.covered_until >= fold_at:
@@ -132,7 +150,31 @@ class Ledger:
             cycle_only = coarse_windows(
                 self.cycle_start, self.settled_until, self.bucket, coarse=self.coarse
             )
-        return ReadPlan(end, fold_at, tuple(revisable), tuple(settled), tuple(cycle_only))
+        return ReadPlan(end, fold_at, tuple(revisable), tuple(settled), tuple(cycle_only), history)
+
+    def _start_view(self, last: int) -> None:
+        """Start the window history (fresh, or resumed from a state without one).
+
+        A ledger that has read nothing yet also keeps the lookback before its anchor
+        (read like any revisable bucket, never counted), so that the short windows
+        stay exact right after the anchor (a new cycle, a recent ``count_from``).
+        What lies before that is read once, in coarse buckets, for the history only.
+        """
+        self.history = History.reaching(last)
+        if self.covered_until == self.anchor and not self._live:
+            view = max(floor_to(last - self.lookback, self.bucket), self.history.start)
+            if view < self.anchor:
+                self.settled_until = self.covered_until = view
+        gap = (self.history.start, self.settled_until)
+        self.history_gap = gap if gap[0] < gap[1] else None
+
+    def _history_windows(self, now: float) -> tuple[Window, ...]:
+        """What the window history still needs read: from where the widest window
+        reaches to where the ledger's own buckets begin, once."""
+        if self.history_gap is None:
+            return ()
+        start, end = max(self.history_gap[0], first_hour(now)), self.history_gap[1]
+        return tuple(coarse_windows(start, end, self.bucket)) if start < end else ()
 
     def start_cycle(self, cycle_start: int) -> None:
         """A new billing cycle began: rebuild the cycle gauge (the counters go on)."""
@@ -165,6 +207,7 @@ class Ledger:
         revisable: Sequence[UsageRow] = (),
         settled: Sequence[UsageRow] = (),
         cycle_only: Sequence[UsageRow] = (),
+        history: Sequence[UsageRow] = (),
     ) -> Increments:
         """Take in the rows read for ``plan`` (all of them: a poll applies whole or not)
         and return what they add to the counters."""
@@ -180,11 +223,57 @@ class Ledger:
                 out.add(row.labels, down=-row.credits)
             if self._in_cycle(row.bucket):
                 _add(self.cycle, row.labels, row.credits)
+            if self.history is not None:
+                self.history.add(row.bucket, row.labels[0], row.credits)
         self._revise_all(plan, revisable, out)
         self.covered_until = max(self.covered_until, plan.end)
         self.settled_until = max(self.settled_until, plan.fold_at)
+        self._fold()
+        if self.history is not None:
+            if plan.history:
+                for row in history:
+                    if row.bucket < self.settled_until:
+                        self.history.add(row.bucket, row.labels[0], row.credits)
+                self.history_gap = None
+            self.history.trim(self.covered_until)
+        return out
+
+    def _fold(self) -> None:
+        """Drop the buckets that left the lookback; the history keeps their sums."""
         for bucket in [b for b in self._live if b < self.settled_until]:
-            del self._live[bucket]
+            entries = self._live.pop(bucket)
+            if self.history is not None:
+                for labels, entry in entries.items():
+                    self.history.add(bucket, labels[0], entry.last)
+
+    def window_sums(self, spans: Mapping[str, int]) -> dict[str, dict[str, float]]:
+        """Per product, what each window ending where the ledger has read holds: the
+        API's current values by bucket time (``spans``: window name to seconds).
+
+        Inside the lookback this is exact to the bucket; beyond it the hourly history
+        makes it exact to the hour. A window reaching past what is held while the
+        history is still to be read is left out rather than understated. Between polls
+        (and while they fail) nothing moves, as nothing new has been read.
+        """
+        history_ready = self.history is not None and self.history_gap is None
+        starts = {
+            name: self.covered_until - span
+            for name, span in spans.items()
+            if history_ready or self.covered_until - span >= self.settled_until
+        }
+        out: dict[str, dict[str, float]] = {}
+        for bucket, entries in self._live.items():
+            inside = [name for name, start in starts.items() if bucket >= start]
+            for labels, entry in entries.items():
+                sums = out.setdefault(labels[0], dict.fromkeys(starts, 0.0))
+                for name in inside:
+                    sums[name] += entry.last
+        if self.history is not None and history_ready:
+            for name, start in starts.items():
+                if start < self.settled_until:
+                    for product, value in self.history.since(start).items():
+                        sums = out.setdefault(product, dict.fromkeys(starts, 0.0))
+                        sums[name] += value
         return out
 
     def _rebuild_cycle(self, cycle_only: Sequence[UsageRow]) -> None:
@@ -208,7 +297,7 @@ class Ledger:
                 for labels in entries:
                     seen.setdefault((bucket, labels), 0.0)  # gone from the answer: revised to 0
         for (bucket, labels), value in seen.items():
-            if bucket < self.anchor:
+            if bucket < self.anchor and not self.keep_history:
                 continue
             entries = self._live.setdefault(bucket, {})
             found = entries.get(labels)
@@ -228,73 +317,34 @@ class Ledger:
         shortfall = entry.hwm - value
         fallen = max(shortfall - entry.short, 0.0)
         entry.short = max(entry.short, shortfall)
-        out.add(labels, used=grown, down=fallen)
+        if bucket >= self.anchor:  # before it: held for the windows only
+            out.add(labels, used=grown, down=fallen)
         if self._in_cycle(bucket):
             _add(self.cycle, labels, value - entry.last)
         entry.last = value
 
-    # Persistence ---------------------------------------------------------------
+    # Persistence (the format lives in exporter.core.ledger_state) -------------------
 
     def to_state(self) -> dict[str, Any]:
         """Everything needed to resume exactly, as JSON-ready data (no totals: the
         router persists those)."""
-        return {
-            "anchor": self.anchor,
-            "bucket": self.bucket,
-            "lookback": self.lookback,
-            "cycle_start": self.cycle_start,
-            "label_names": list(self.label_names),
-            "covered_until": self.covered_until,
-            "settled_until": self.settled_until,
-            "cycle_pending": self.cycle_pending,
-            "cycle": [[list(k), v] for k, v in sorted(self.cycle.items())],
-            "live": [
-                [bucket, list(labels), e.hwm, e.short, e.last]
-                for bucket, entries in sorted(self._live.items())
-                for labels, e in sorted(entries.items())
-            ],
-        }
+        from exporter.core.ledger_state import ledger_to_state
+
+        return ledger_to_state(self)
 
     @classmethod
-    def from_state(cls, data: Mapping[str, Any], *, lookback: int) -> Ledger:
-        """Rebuild a ledger; raise ValueError on anything malformed."""
-        try:
-            names = tuple(str(n) for n in data["label_names"])
+    def from_state(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        lookback: int,
+        read_current: bool = False,
+        keep_history: bool = False,
+    ) -> Ledger:
+        """Rebuild a ledger; raise ValueError on anything malformed (see
+        :func:`exporter.core.ledger_state.ledger_from_state`)."""
+        from exporter.core.ledger_state import ledger_from_state
 
-            def labels_of(raw: Any) -> Labels:
-                if not isinstance(raw, list) or len(raw) != len(names):
-                    raise ValueError("label set of the wrong width")
-                return tuple(str(x) for x in raw)
-
-            cycle_start = data["cycle_start"]
-            ledger = cls(
-                anchor=_int(data["anchor"]),
-                bucket=_int(data["bucket"]),
-                lookback=lookback,
-                cycle_start=None if cycle_start is None else _int(cycle_start),
-                label_names=names,
-                cycle={labels_of(k): _number(v) for k, v in data["cycle"]},
-                covered_until=_int(data["covered_until"]),
-                settled_until=_int(data["settled_until"]),
-                cycle_pending=bool(data["cycle_pending"]),
-            )
-            for bucket, labels, hwm, short, last in data["live"]:
-                entry = _Entry(_number(hwm), _number(short), _number(last))
-                ledger._live.setdefault(_int(bucket), {})[labels_of(labels)] = entry
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"malformed ledger state: {err}") from None
-        if not ledger.anchor <= ledger.settled_until <= ledger.covered_until:
-            raise ValueError("malformed ledger state: inconsistent coverage")
-        return ledger
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer, got {value!r}")
-    return value
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
+        return ledger_from_state(
+            data, lookback=lookback, read_current=read_current, keep_history=keep_history
+        )

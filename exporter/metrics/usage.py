@@ -51,6 +51,22 @@ class UsageCollector(Collector):
             "API reports them now (it can go down if the API revises usage down). " + POLLED,
             labels=[],
         )
+        windows = GaugeMetricFamily(
+            "elevenlabs_window_credits_used",
+            "Credits ElevenLabs attributes to the last window (5m, 30m, 1h, 6h, 1d, 7d) by "
+            "bucket time, the current bucket included, per product, as the API reports "
+            "them now: usage that arrives late lands in the window it belongs to. Exact to "
+            "the bucket within the lookback, to the hour beyond it; frozen at the last "
+            "successful poll while polls fail. " + POLLED,
+            labels=["workspace", "product_type", "window"],
+        )
+        budget = GaugeMetricFamily(
+            "elevenlabs_budget_credits",
+            "The workspace's own credit allowance per billing cycle, from the config "
+            "(budget_credits); absent when not configured. The alerts use it instead of "
+            "the plan's limit where it is set.",
+            labels=["workspace"],
+        )
         names = GaugeMetricFamily(
             "elevenlabs_dimension_info",
             "Always 1; maps a dimension value (an id such as a voice_id) to the display "
@@ -74,7 +90,14 @@ class UsageCollector(Collector):
                     family.add_sample(family.name + suffix, label_map, value)
             for (dimension, id_value), shown in sorted(part.names.items()):
                 names.add_metric([snap.name, dimension, id_value, shown], 1)
+            for product, sums in sorted(part.windows.items()):
+                for window, value in sums.items():
+                    windows.add_metric([snap.name, product, window], value)
+            if part.budget is not None:
+                budget.add_metric([snap.name], part.budget)
         yield used
         yield down
         yield cycle
+        yield windows
+        yield budget
         yield names

@@ -21,6 +21,7 @@ from exporter.api.errors import ApiError
 from exporter.api.parse import Labels, UsageRow
 from exporter.config import Config, WorkspaceConfig
 from exporter.core.counted import Counted
+from exporter.core.history import WINDOWS
 from exporter.core.ledger import Ledger, ReadPlan
 from exporter.core.router import SeriesRouter
 from exporter.core.state import WorkspaceState
@@ -28,7 +29,7 @@ from exporter.polling.cost import looks_cost_billed
 from exporter.polling.counting import CountingSource
 from exporter.polling.source import Outcome, WorkspaceFacts
 
-Rows = tuple[list[UsageRow], list[UsageRow], list[UsageRow]]
+Rows = tuple[list[UsageRow], list[UsageRow], list[UsageRow], list[UsageRow]]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class CreditsPart:
     downward: Mapping[Labels, float] = field(default_factory=dict)
     cycle: Mapping[Labels, float] | None = None
     names: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # product_type -> window label -> credits attributed to it by bucket time
+    windows: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    budget: float | None = None  # the workspace's own allowance per cycle (config)
 
 
 class CreditsSource(CountingSource):
@@ -87,6 +91,8 @@ class CreditsSource(CountingSource):
             lookback=self.config.lookback,
             cycle_start=cycle_start,
             label_names=ws.group_by,
+            read_current=self.config.current_bucket,
+            keep_history=True,
         )
         return Counted(ledger, SeriesRouter(ws.group_by, caps, ws.allow))
 
@@ -113,7 +119,12 @@ class CreditsSource(CountingSource):
             self.log.info("state is for another anchor or host, seeding from the API")
             return fresh
         try:
-            ledger = Ledger.from_state(ledger_state, lookback=self.config.lookback)
+            ledger = Ledger.from_state(
+                ledger_state,
+                lookback=self.config.lookback,
+                read_current=self.config.current_bucket,
+                keep_history=True,
+            )
             if not isinstance(router_state, dict):
                 raise ValueError("malformed router state: missing")
         except ValueError as err:
@@ -146,10 +157,9 @@ class CreditsSource(CountingSource):
     # Polling ---------------------------------------------------------------------
 
     async def _fetch(self, plan: ReadPlan) -> Rows:
-        results: Rows = ([], [], [])
-        for target, windows in zip(
-            results, (plan.revisable, plan.settled, plan.cycle_only), strict=True
-        ):
+        results: Rows = ([], [], [], [])
+        groups = (plan.revisable, plan.settled, plan.cycle_only, plan.history)
+        for target, windows in zip(results, groups, strict=True):
             for window in windows:
                 table = await self.client.usage_table(
                     window.start,
@@ -169,7 +179,7 @@ class CreditsSource(CountingSource):
             return None
         plan = counted.ledger.plan(now)
         try:
-            if plan.settled or plan.cycle_only:
+            if plan.settled or plan.cycle_only or plan.history:
                 async with self.seed_limiter:
                     plan = counted.ledger.plan(self.clock())  # time passed while waiting
                     rows = await self._fetch(plan)
@@ -195,8 +205,9 @@ class CreditsSource(CountingSource):
     def part(self, last_success: float) -> CreditsPart:
         """The exported counters, the cycle gauge and the display names."""
         counted = self.counted
+        budget = self.workspace.budget_credits
         if counted is None:
-            return CreditsPart(self.workspace.group_by)
+            return CreditsPart(self.workspace.group_by, budget=budget)
         ledger, router = counted.ledger, counted.router
         shown: set[tuple[str, str]] = set()
         for labels in router.total:
@@ -207,4 +218,6 @@ class CreditsSource(CountingSource):
             downward=dict(router.down),
             cycle=router.gauge(ledger.cycle) if ledger.cycle_known else None,
             names={key: name for key, name in self.names.items() if key in shown},
+            windows=ledger.window_sums(WINDOWS),
+            budget=budget,
         )

@@ -209,12 +209,15 @@ class SimState:
         return self.frozen_at if self.frozen_at is not None else time.time()
 
     def visible_minute(self, product: int, minute: int, now: float) -> float:
-        """What the API shows now for one minute: recent minutes arrive incomplete."""
+        """What the API shows now for one minute: the minute under way shows what has
+        been used so far, recent minutes arrive incomplete, the future shows nothing."""
         age = now - (minute + 1) * 60
-        if age < 0:
+        if age < -60:
             return 0.0
         value = full_minute(product, minute, self.seed)
-        if age < 60:
+        if age < 0:
+            value = math.floor(value * (age + 60) / 60 * 0.6 * 2) / 2
+        elif age < 60:
             value = math.floor(value * 0.6 * 2) / 2
         elif age < 180:
             value = math.floor(value * 0.9 * 2) / 2
