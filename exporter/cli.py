@@ -70,7 +70,11 @@ def build_parser() -> FlagParser:
         "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
     )
     parser.add_argument(
-        "--log.format", dest="log_format", default="json", choices=["json", "console"]
+        "--log.format",
+        dest="log_format",
+        default=None,
+        choices=["json", "logfmt", "console"],
+        help="log line format (default: console when stderr is a terminal, else json)",
     )
     parser.add_argument(
         "--demo",
@@ -160,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(described, sort_keys=False), end="")
         return 0
 
-    redactor = configure_logging(args.log_level, args.log_format)
+    log_format = args.log_format or ("console" if sys.stderr.isatty() else "json")
+    redactor = configure_logging(args.log_level, log_format)
     redactor.add(config.secrets())
     log = get_logger()
     if web_config is not None:

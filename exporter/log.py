@@ -1,4 +1,4 @@
-"""Structured logging: JSON for machines, console for people, secrets never.
+"""Structured logging: JSON or logfmt for machines, console for people, secrets never.
 
 Every log line passes through a redaction processor that replaces any known API key
 (and anything shaped like an ElevenLabs key) before it is rendered, so a key that
@@ -80,6 +80,8 @@ def configure_logging(
     renderer: Any
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    elif fmt == "logfmt":
+        renderer = structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"])
     else:
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(

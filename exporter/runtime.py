@@ -94,9 +94,14 @@ async def serve(
         log.error("cannot listen", address=f"{host}:{port}", error=str(err))
         return 1
     server.start()
+    scheme = "https" if ssl_context is not None else "http"
+    shown = host if host and host not in ("0.0.0.0", "::") else "localhost"
+    shown = f"[{shown}]" if ":" in shown else shown
     log.info(
         "listening",
         address=f"{host or '0.0.0.0'}:{server.port}",
+        metrics=f"{scheme}://{shown}:{server.port}{telemetry_path}",
+        landing_page=f"{scheme}://{shown}:{server.port}/",
         telemetry_path=telemetry_path,
         tls=ssl_context is not None,
         workspaces=[ws.name for ws in config.workspaces],

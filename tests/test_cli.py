@@ -279,10 +279,11 @@ def test_help_lists_the_prometheus_style_flags(capsys: pytest.CaptureFixture[str
 
 
 def test_flag_defaults_are_the_documented_ones() -> None:
-    """Defaults: listen on :9142, metrics at /metrics, info level, JSON logs, no demo."""
+    """Defaults: listen on :9142, metrics at /metrics, info level, no demo, and the log
+    format chosen by where the log goes (console on a terminal, JSON otherwise)."""
     args = cli.build_parser().parse_args([])
     assert (args.listen_address, args.telemetry_path) == (":9142", "/metrics")
-    assert (args.log_level, args.log_format) == ("info", "json")
+    assert (args.log_level, args.log_format) == ("info", None)
     assert (args.config_file, args.config_check, args.demo, args.shard) == (
         None,
         False,

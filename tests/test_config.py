@@ -126,7 +126,11 @@ def test_defaults_without_a_file_watch_one_workspace_named_default(tmp_path: Pat
         config.request_timeout,
         config.max_concurrent_requests,
         config.max_retries,
-    ) == (60.0, 7200, 60, None, 30.0, 4, 2)
+        config.current_bucket,
+        config.recent,
+        config.reread_interval,
+        config.subscription_interval,
+    ) == (60.0, 7200, 60, None, 30.0, 64, 2, True, 600, 600, 300.0)
     (ws,) = config.workspaces
     assert ws.name == "default"
     assert ws.api_key.reveal() == KEY
@@ -702,9 +706,12 @@ def test_describe_shows_the_effective_values(tmp_path: Path) -> None:
         "count_from": "2026-01-01T00:00:00+00:00",
         "state_file": None,
         "request_timeout": "0.5s",
-        "max_concurrent_requests": 4,
+        "max_concurrent_requests": 64,
         "max_retries": 2,
         "current_bucket": True,
+        "recent": "600s",
+        "reread_interval": "600s",
+        "subscription_interval": "300s",
         "workspaces": [
             {
                 "name": "plain",

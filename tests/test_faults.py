@@ -68,7 +68,8 @@ def exporter(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     tmp = tmp_path_factory.mktemp("faults")
     config = tmp / "config.yml"
     config.write_text(
-        "poll_interval: 1s\nrequest_timeout: 1s\nmax_retries: 1\nlookback: 10m\n"
+        "poll_interval: 1s\nsubscription_interval: 1s\nrequest_timeout: 1s\nmax_retries: 1\n"
+        "lookback: 10m\n"
         f"state_file: {tmp / 'state.json'}\n"
         f"workspaces:\n  - name: main\n    api_key_env: MAIN_KEY\n    base_url: {sim.url}\n"
     )

@@ -73,19 +73,51 @@ async def test_seeded_counters_equal_the_ground_truth(
 async def test_late_revision_raises_the_counter_by_exactly_its_size(
     sim: Simulator, http: httpx.AsyncClient
 ) -> None:
-    """A +x revision of a bucket inside the lookback adds exactly x; a -y revision adds
+    """A +x revision of a bucket inside the lookback adds exactly x by the next re-read
+    of the whole lookback (every reread_interval, 10 minutes); a -y revision adds
     nothing and shows up in the downward-revision counter."""
     poller = sim_poller(sim, http)
     await poller.poll_once()
-    before = counters(poller)["dubbing"]
-    bucket = int(sim.state.now() // 60) * 60 - 30 * 60
-    sim.state.adjustments[(3, bucket // 60)] = 7.5  # product 3 is dubbing
+    minute = int(sim.state.now() // 60) - 30
+    sim.state.adjustments[(3, minute)] = 7.5  # product 3 is dubbing
+    advance(sim, 600)
     await poller.poll_once()
-    assert counters(poller)["dubbing"] == before + 7.5
-    sim.state.adjustments[(3, bucket // 60)] = 7.5 - 2.0
+    assert counters(poller) == truth(sim)
+    assert credits_of(poller).counted.down[("dubbing",)] == 0.0
+    sim.state.adjustments[(3, minute)] = 7.5 - 2.0
+    advance(sim, 600)
     await poller.poll_once()
-    assert counters(poller)["dubbing"] == before + 7.5
+    expected = truth(sim)
+    expected["dubbing"] += 2.0  # the counter keeps what it counted
+    assert counters(poller) == expected
     assert credits_of(poller).counted.down[("dubbing",)] == 2.0
+
+
+async def test_between_full_rereads_a_poll_reads_only_the_recent_minutes(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """After seeding, a poll re-reads the last 10 minutes (the minute under way
+    included); the whole two-hour lookback is re-read once every 10 minutes. Over an
+    hour of polls that is well under a quarter of the rows of re-reading the lookback
+    every poll, and the counters stay exact."""
+    poller = sim_poller(sim, http)
+    await poller.poll_once()
+    sim.state.requests.clear()
+    spans = []
+    for _ in range(60):
+        advance(sim, 60)
+        assert await poller.poll_once()
+        spans += [
+            (r["body"]["end_time"] - r["body"]["start_time"]) // 1000
+            for r in sim.state.requests
+            if r["endpoint"] == "usage"
+        ]
+        sim.state.requests.clear()
+    assert counters(poller) == truth(sim)
+    assert spans.count(600) == 54  # the recent 10 minutes
+    assert len(spans) == 60
+    every_poll = 60 * (7200 + 60)
+    assert sum(spans) * 4 < every_poll
 
 
 @pytest.mark.parametrize("downtime", [20 * 60, 5 * 3600])

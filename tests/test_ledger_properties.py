@@ -81,10 +81,12 @@ def _run(
     additive: bool = False,
     read_current: bool = False,
     keep_history: bool = False,
+    recent: tuple[int | None, int] = (None, 0),
 ) -> tuple[Counted, ModelApi, list[str]]:
     """Drive a ledger and its counters through ``steps``; ``additive`` turns "set to v"
     into "add v"; ``read_current`` reads the bucket under way at every poll;
-    ``keep_history`` keeps the window history (and reads before the anchor for it)."""
+    ``keep_history`` keeps the window history (and reads before the anchor for it);
+    ``recent`` is (seconds re-read every poll, seconds between full re-reads)."""
     api = ModelApi()
     ledger = Counted.plain(
         Ledger(
@@ -94,6 +96,8 @@ def _run(
             cycle_start=ANCHOR,
             read_current=read_current,
             keep_history=keep_history,
+            recent=recent[0],
+            reread_every=recent[1],
         )
     )
     now = ANCHOR + start_offset * BUCKET
@@ -134,6 +138,7 @@ def _run(
                 read_current=read_current,
                 keep_history=keep_history,
             )
+            restored.recent, restored.reread_every = recent
             ledger = Counted.plain(restored)
             ledger.router.restore(state["router"])
         if item["poll"]:
@@ -145,17 +150,32 @@ def _run(
     return ledger, api, violations
 
 
+# Reads of the whole lookback every poll, or of the recent part with a full re-read
+# every few polls (how the exporter reads by default: fewer rows, the same counters).
+reads = st.sampled_from([(None, 0), (120, 180), (120, 300), (300, 600), (60, 600)])
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 400), st.lists(step, min_size=1, max_size=30), st.booleans(), st.booleans())
+@given(
+    st.integers(0, 400),
+    st.lists(step, min_size=1, max_size=30),
+    st.booleans(),
+    st.booleans(),
+    reads,
+)
 def test_counters_are_exact_and_monotonic(
-    start_offset: int, steps: list[dict[str, object]], read_current: bool, keep_history: bool
+    start_offset: int,
+    steps: list[dict[str, object]],
+    read_current: bool,
+    keep_history: bool,
+    recent: tuple[int | None, int],
 ) -> None:
     """For any revisions, outages and restarts: the counter never decreases, equals Σ of
     each bucket's highest served value (no bucket counted twice or missed), and the
     downward counter covers exactly what was revised away when no bucket rose after
     falling; the cycle gauge equals the API's final sum."""
     ledger, api, violations = _run(
-        start_offset, steps, read_current=read_current, keep_history=keep_history
+        start_offset, steps, read_current=read_current, keep_history=keep_history, recent=recent
     )
     assert violations == []
     for labels in PRODUCTS:
@@ -180,13 +200,15 @@ def test_counters_are_exact_and_monotonic(
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, 400), st.lists(step, min_size=1, max_size=30))
+@given(st.integers(0, 400), st.lists(step, min_size=1, max_size=30), reads)
 def test_upward_only_revisions_match_the_api_sum(
-    start_offset: int, steps: list[dict[str, object]]
+    start_offset: int, steps: list[dict[str, object]], recent: tuple[int | None, int]
 ) -> None:
     """When the API only ever revises upward (the documented case), the counter equals
     the API's own sum since the anchor and nothing is counted as revised away."""
-    ledger, api, violations = _run(start_offset, steps, additive=True, keep_history=True)
+    ledger, api, violations = _run(
+        start_offset, steps, additive=True, keep_history=True, recent=recent
+    )
     assert violations == []
     for labels in PRODUCTS:
         final = sum(v for k, v in api.values.items() if k[1] == labels and k[0] >= ANCHOR)
@@ -204,14 +226,19 @@ def test_memory_is_bounded_by_the_lookback(steps: list[dict[str, object]]) -> No
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(0, 400), st.lists(step, min_size=1, max_size=30), st.booleans())
+@given(st.integers(0, 400), st.lists(step, min_size=1, max_size=30), st.booleans(), reads)
 def test_windows_hold_the_current_values_by_bucket_time(
-    start_offset: int, steps: list[dict[str, object]], read_current: bool
+    start_offset: int,
+    steps: list[dict[str, object]],
+    read_current: bool,
+    recent: tuple[int | None, int],
 ) -> None:
     """For any revisions, outages and restarts, once the data stops changing every window
     equals the API's current values of the buckets it covers, before the anchor too:
     exactly inside the lookback, from the hour nearest its start beyond it."""
-    counted, api, _ = _run(start_offset, steps, read_current=read_current, keep_history=True)
+    counted, api, _ = _run(
+        start_offset, steps, read_current=read_current, keep_history=True, recent=recent
+    )
     ledger = counted.ledger
     sums = ledger.window_sums(WINDOWS)
     end = ledger.covered_until

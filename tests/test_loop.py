@@ -250,3 +250,15 @@ async def test_parts_of_every_active_source_are_published() -> None:
     usage.active = lambda: False  # type: ignore[method-assign]
     await loop.poll_once()
     assert snapshots.current()["main"].part(Part) is None
+
+
+async def test_a_source_polls_at_the_moment_it_names_before_its_interval() -> None:
+    """The subscription knows when the cycle resets: polled every 300 s, it still polls
+    a few seconds after that moment, so a new cycle is seen at once."""
+    clock = Clock()
+    reset = clock.now + 130.0
+    sub = Fake("s", "subscription", clock, every=300)
+    sub.due_by = lambda: reset  # type: ignore[method-assign]
+    await run_rounds(loop_of(sub, clock=clock), clock, clock.now + 700)
+    assert sub.polled_at[1] == reset
+    assert 285 <= sub.polled_at[2] - sub.polled_at[1] <= 315  # then its interval again

@@ -71,7 +71,7 @@ def load_config(
         if env_name in env:
             raw[key] = env[env_name]
 
-    poll_interval = parse_duration(raw.get("poll_interval", 60), "poll_interval")
+    poll_interval = parse_duration(raw.get("poll_interval", 10 if demo else 60), "poll_interval")
     if poll_interval < 1:
         raise ConfigError("poll_interval", "must be at least 1s")
     bucket = parse_duration(raw.get("bucket", 60), "bucket")
@@ -80,9 +80,21 @@ def load_config(
     lookback = parse_duration(raw.get("lookback", "2h"), "lookback")
     if lookback % bucket or lookback < 2 * bucket:
         raise ConfigError("lookback", "must be a multiple of bucket and at least two buckets")
+    if "recent" in raw:
+        recent = parse_duration(raw["recent"], "recent")
+        if recent % bucket or not bucket <= recent <= lookback:
+            raise ConfigError("recent", "must be a multiple of bucket, from one bucket to lookback")
+    else:  # ten minutes, in whole buckets
+        recent = min(lookback, -(-600 // bucket) * bucket)
+    reread = parse_duration(raw.get("reread_interval", "10m"), "reread_interval")
+    if reread > lookback:
+        raise ConfigError("reread_interval", "must not be longer than lookback")
+    subscription_interval = parse_duration(
+        raw.get("subscription_interval", "1m" if demo else "5m"), "subscription_interval"
+    )
     count_from = parse_count_from(raw.get("count_from", "billing_cycle"))
     request_timeout = parse_duration(raw.get("request_timeout", 30), "request_timeout")
-    max_concurrent = parse_int(raw.get("max_concurrent_requests", 4), "max_concurrent_requests", 1)
+    max_concurrent = parse_int(raw.get("max_concurrent_requests", 64), "max_concurrent_requests", 1)
     max_retries = parse_int(raw.get("max_retries", 2), "max_retries", 0)
     current_bucket = parse_bool(raw.get("current_bucket", True), "current_bucket")
     budget = raw.get("budget_credits")
@@ -144,4 +156,7 @@ def load_config(
         max_concurrent_requests=max_concurrent,
         max_retries=max_retries,
         current_bucket=current_bucket,
+        recent=int(recent),
+        reread_interval=int(reread),
+        subscription_interval=subscription_interval,
     )

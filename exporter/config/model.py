@@ -28,6 +28,9 @@ ENV_OVERRIDABLE = (
     "max_retries",
     "current_bucket",
     "budget_credits",
+    "recent",
+    "reread_interval",
+    "subscription_interval",
 )
 TOP_KEYS = frozenset((*ENV_OVERRIDABLE, "workspaces"))
 WORKSPACE_KEYS = frozenset(
@@ -156,9 +159,12 @@ class Config:
     count_from: datetime | None = None  # None: the start of the current billing cycle
     state_file: Path | None = None
     request_timeout: float = 30.0
-    max_concurrent_requests: int = 4
+    max_concurrent_requests: int = 64  # in flight at once for the whole process
     max_retries: int = 2
     current_bucket: bool = True  # read the still-growing current bucket every poll
+    recent: int = 600  # seconds re-read every poll
+    reread_interval: int = 600  # seconds between re-reads of the whole lookback
+    subscription_interval: float = 300.0  # seconds between subscription polls
 
     def secrets(self) -> list[str]:
         """Every key value, for the log redactor."""
@@ -176,6 +182,9 @@ class Config:
             "max_concurrent_requests": self.max_concurrent_requests,
             "max_retries": self.max_retries,
             "current_bucket": self.current_bucket,
+            "recent": f"{self.recent}s",
+            "reread_interval": f"{self.reread_interval}s",
+            "subscription_interval": f"{self.subscription_interval:g}s",
             "workspaces": [
                 {
                     "name": ws.name,

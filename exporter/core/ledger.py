@@ -55,6 +55,7 @@ class ReadPlan:
     settled: tuple[Window, ...] = ()
     cycle_only: tuple[Window, ...] = ()
     history: tuple[Window, ...] = ()  # read for the window history only, never counted
+    full: bool = True  # re-reads the whole lookback (else only its recent part)
 
     @property
     def windows(self) -> tuple[Window, ...]:
@@ -103,6 +104,11 @@ class Ledger:
     settled_until: int = -1
     cycle_pending: bool = False
     read_current: bool = False
+    # None: every poll re-reads the whole lookback. Else every poll re-reads the last
+    # ``recent`` seconds and the whole lookback once every ``reread_every`` seconds.
+    recent: int | None = None
+    reread_every: int = 0
+    last_full: int = -1  # end of the last full re-read (-1: none yet in this run)
     keep_history: bool = False
     history: History | None = None
     history_gap: tuple[int, int] | None = None  # [start, end) still to read for it
@@ -132,9 +138,15 @@ class Ledger:
         if end <= self.anchor:
             return ReadPlan(end=self.covered_until, fold_at=self.settled_until, history=history)
         fold_at = max(end - self.lookback, self.settled_until)
+        full = True
         revisable: list[Window] = []
         settled: list[Window] = []
-        if self.covered_until >= fold_at:
+        if self.covered_until >= fold_at and not self._full_read_due(end):
+            # Between full re-reads: the recent buckets and whatever is new; nothing folds.
+            start = max(self.settled_until, min(end - (self.recent or 0), self.covered_until))
+            revisable += fine_windows(start, end, self.bucket)
+            fold_at, full = self.settled_until, False
+        elif self.covered_until >= fold_at:
             revisable += fine_windows(self.settled_until, end, self.bucket)
         else:
             # An outage (or the first seeding) longer than the lookback: re-read what was
@@ -150,7 +162,20 @@ class Ledger:
             cycle_only = coarse_windows(
                 self.cycle_start, self.settled_until, self.bucket, coarse=self.coarse
             )
-        return ReadPlan(end, fold_at, tuple(revisable), tuple(settled), tuple(cycle_only), history)
+        return ReadPlan(
+            end, fold_at, tuple(revisable), tuple(settled), tuple(cycle_only), history, full
+        )
+
+    def _full_read_due(self, end: int) -> bool:
+        """Whether this poll re-reads the whole lookback (else only the recent part).
+
+        Buckets fold only at a full re-read, right after it read them: a bucket that
+        changed while only the recent part was read is still re-read before it folds,
+        so the counters stay exact.
+        """
+        if self.recent is None or self.recent >= end - self.settled_until:
+            return True
+        return end - self.last_full >= self.reread_every
 
     def _start_view(self, last: int) -> None:
         """Start the window history (fresh, or resumed from a state without one).
@@ -226,6 +251,8 @@ class Ledger:
             if self.history is not None:
                 self.history.add(row.bucket, row.labels[0], row.credits)
         self._revise_all(plan, revisable, out)
+        if plan.full:
+            self.last_full = plan.end
         self.covered_until = max(self.covered_until, plan.end)
         self.settled_until = max(self.settled_until, plan.fold_at)
         self._fold()

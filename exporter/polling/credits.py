@@ -92,6 +92,8 @@ class CreditsSource(CountingSource):
             cycle_start=cycle_start,
             label_names=ws.group_by,
             read_current=self.config.current_bucket,
+            recent=self.config.recent,
+            reread_every=self.config.reread_interval,
             keep_history=True,
         )
         return Counted(ledger, SeriesRouter(ws.group_by, caps, ws.allow))
@@ -125,6 +127,7 @@ class CreditsSource(CountingSource):
                 read_current=self.config.current_bucket,
                 keep_history=True,
             )
+            ledger.recent, ledger.reread_every = self.config.recent, self.config.reread_interval
             if not isinstance(router_state, dict):
                 raise ValueError("malformed router state: missing")
         except ValueError as err:

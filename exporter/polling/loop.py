@@ -195,9 +195,13 @@ class WorkspaceLoop:
                     await self._poll(source)
                 except Exception:  # a bug must not kill the loop: log it and keep serving
                     self.log.exception("poll crashed", endpoint=source.endpoint)
-                status.due = began + poll_delay(
-                    source.interval(), status.failures, status.last_error, jitter
+                every = (
+                    source.interval() if status.ok or not status.ran else source.retry_interval()
                 )
+                status.due = began + poll_delay(every, status.failures, status.last_error, jitter)
+                hint = source.due_by()
+                if hint is not None and status.ok and began < hint < status.due:
+                    status.due = hint
             self.publish()
             pending = [self.status[id(s)].due for s in self._active()]
             await self._wait(stop, max(0.0, min(pending, default=began + 60.0) - self.clock()))

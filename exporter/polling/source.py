@@ -81,6 +81,16 @@ class Source(ABC):
         """Whether the source applies to the workspace now (e.g. its billing mode)."""
         return True
 
+    def retry_interval(self) -> float:
+        """Seconds before another try after a failed poll (then spaced out on repeated
+        transient failures); a source with a long interval retries sooner."""
+        return self.interval()
+
+    def due_by(self) -> float | None:
+        """A moment the source must poll at even if its interval has not passed (e.g. a
+        billing-cycle reset known in advance); None when there is none."""
+        return None
+
     @abstractmethod
     async def poll(self, now: float) -> Outcome | None:
         """Read and apply once, all or nothing; raise ApiError on failure.

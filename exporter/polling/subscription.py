@@ -4,6 +4,10 @@ It reads ``GET /v1/user/subscription`` and tells the workspace's other sources t
 billing cycle they anchor their counters at (:class:`WorkspaceFacts`). A cycle seen
 again with a reset time that moved by seconds is the same cycle; a move larger
 than an hour is a new one.
+
+The subscription changes little, so it is polled on its own, slower interval
+(``subscription_interval``), and once more just after the reset it announced, so a
+new cycle is seen within seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from exporter.api.client import ElevenLabsClient
 from exporter.api.parse import Subscription
 from exporter.core.cycle import Cycle, cycle_of, is_new_cycle
 from exporter.polling.source import Outcome, Source, WorkspaceFacts
+
+# Seconds after the announced reset at which the subscription is read again.
+AFTER_RESET = 5.0
 
 
 @dataclass(frozen=True)
@@ -39,16 +46,27 @@ class SubscriptionSource(Source):
         interval: float,
         log: Any,
         clock: Callable[[], float],
+        retry: float | None = None,
     ) -> None:
         self.client = client
         self.facts = facts
         self._interval = interval
+        self._retry = retry if retry is not None else interval
         self.log = log
         self.clock = clock
 
     def interval(self) -> float:
-        """The workspace's poll interval."""
+        """The subscription interval (never shorter than the workspace's poll interval)."""
         return self._interval
+
+    def retry_interval(self) -> float:
+        """After a failure, the workspace's poll interval: up comes back soon."""
+        return self._retry
+
+    def due_by(self) -> float | None:
+        """Just after the announced reset, when the cycle (and the plan) change."""
+        cycle = self.facts.cycle
+        return cycle.reset + AFTER_RESET if cycle is not None and cycle.known else None
 
     async def poll(self, now: float) -> Outcome:
         """Read the subscription and follow the billing cycle."""

@@ -41,7 +41,7 @@ def workspace_loop(
     interval = workspace.poll_interval or config.poll_interval
     handle = state.workspace(workspace.name, workspace.base_url, log) if state else None
     sources: list[Source] = [
-        SubscriptionSource(client, facts, interval, log, clock),
+        SubscriptionSource(client, facts, max(interval, config.subscription_interval), log, clock),
         CreditsSource(
             workspace,
             config,
