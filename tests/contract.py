@@ -13,6 +13,8 @@ CONTRACT_METRICS = frozenset(
         "elevenlabs_credits_used_total",
         "elevenlabs_credits_downward_revision_total",
         "elevenlabs_cycle_credits_used",
+        "elevenlabs_window_credits_used",
+        "elevenlabs_budget_credits",
         "elevenlabs_subscription_credits_used",
         "elevenlabs_subscription_credits_limit",
         "elevenlabs_subscription_cycle_reset_timestamp_seconds",

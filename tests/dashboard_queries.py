@@ -6,7 +6,7 @@ Tests use this to run a dashboard's queries against a real Prometheus::
 
     for path, dashboard in load_dashboards().items():
         for query in dashboard_queries(dashboard, {"job": "elevenlabs-exporter"}):
-            result = prometheus_instant_query(query.expr)  # valid PromQL, no `$` left
+            result = prometheus_instant_query(query.expr)  # valid PromQL, no variable left
             if query.must_have_data:
                 assert result, f"{path.name}: {query.title} shows no data"
 
@@ -14,11 +14,12 @@ Variable values default to :data:`DEFAULT_VALUES`; a value is a string, a list o
 (a multi-value selection) or :data:`ALL` (the "All" option, which becomes the variable's
 ``allValue``, ``.*`` on our dashboards). Custom variables default to their current value
 in the dashboard. Grafana's built-in interval variables default to :data:`DEFAULT_BUILTINS`;
-a panel whose "Min interval" is larger than ``$__interval`` raises it, as Grafana does.
+a query's "Min step" or its panel's "Min interval" raises them, as Grafana does. ``$1``
+(a backreference in ``label_replace()``) is no variable and stays as it is.
 
 ``must_have_data`` says whether the query must return at least one series once
 Prometheus has scraped the exporter (``--demo`` is enough) a few times within the rate
-window. It is true for every panel and variable query except those of panels listed in
+window. It is true for every panel and variable query except those listed in
 :data:`MAY_BE_EMPTY` (empty is a normal state for them), and false for annotations.
 """
 
@@ -51,10 +52,14 @@ DEFAULT_BUILTINS: Mapping[str, str] = {
     "__range_ms": "3600000",
 }
 
-# Per dashboard uid, the titles of panels whose queries may legitimately return nothing.
-# None so far: every series the dashboards read exists from the exporter's first poll
-# (error counters and downward revisions at 0), and the alert state falls back to 0.
-MAY_BE_EMPTY: Mapping[str, frozenset[str]] = {}
+# Per dashboard uid, the panels whose queries may legitimately return nothing: a title
+# stands for all of a panel's queries, "title [refId]" for one of them. Every other
+# series the dashboards read exists from the exporter's first poll (error counters and
+# downward revisions at 0), and the alert state falls back to -1 (rules not loaded).
+MAY_BE_EMPTY: Mapping[str, frozenset[str]] = {
+    # The plan's limit beside a budget: only workspaces with budget_credits have one.
+    "elevenlabs-credits": frozenset({"Cycle credit allowance [B]"}),
+}
 
 QuerySource = Literal["panel", "variable", "annotation"]
 
@@ -89,8 +94,11 @@ def iter_panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield from panel.get("panels", [])
 
 
+# A name starting with a digit is never a variable: "$1" in label_replace() is PromQL's
+# regex backreference, and Grafana leaves names it does not know as they are.
 _VARIABLE = re.compile(
-    r"\$\{(?P<braced>\w+)(?::(?P<format>[^}]*))?\}|\[\[(?P<bracketed>\w+)\]\]|\$(?P<plain>\w+)"
+    r"\$\{(?P<braced>[A-Za-z_]\w*)(?::(?P<format>[^}]*))?\}"
+    r"|\[\[(?P<bracketed>[A-Za-z_]\w*)\]\]|\$(?P<plain>[A-Za-z_]\w*)"
 )
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -171,18 +179,51 @@ def variable_replacements(
     return replacements
 
 
-def _panel_replacements(panel: Mapping[str, Any], replacements: dict[str, str]) -> dict[str, str]:
-    """Raise ``$__interval`` (and ``$__rate_interval``) to the panel's min interval."""
-    interval = panel.get("interval")
-    if not interval:
+def format_duration(seconds: float) -> str:
+    """A Prometheus duration for `seconds`, in the largest unit that divides it."""
+    for unit in ("w", "d", "h", "m", "s"):
+        if seconds >= _UNIT_SECONDS[unit] and seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{int(seconds // _UNIT_SECONDS[unit])}{unit}"
+    return f"{int(seconds * 1000)}ms"
+
+
+def _query_replacements(
+    panel: Mapping[str, Any], query: Mapping[str, Any], replacements: dict[str, str]
+) -> dict[str, str]:
+    """The built-in intervals of one query, raised as Grafana raises them.
+
+    The panel's min interval raises the request's interval. Without a min step (the
+    query's ``interval``) that is ``$__interval``, and ``$__rate_interval`` is at least
+    that. With one, ``$__interval`` is at least the min step instead, and Grafana takes
+    the min step for the scrape interval: ``$__rate_interval`` is at least the request's
+    interval plus the min step, and four times the min step.
+    """
+    step, minimum = query.get("interval"), panel.get("interval")
+    if not (step or minimum):
         return replacements
-    minimum = substitute(str(interval), replacements)
     result = dict(replacements)
-    for name in ("__interval", "__rate_interval"):
-        if duration_seconds(minimum) > duration_seconds(result[name]):
-            result[name] = minimum
-    result["__interval_ms"] = str(int(duration_seconds(result["__interval"]) * 1000))
+    default = duration_seconds(result["__interval"])
+    requested = max(default, _seconds(minimum, replacements)) if minimum else default
+    rate = max(duration_seconds(result["__rate_interval"]), requested)
+    interval = requested
+    if step:
+        scrape = _seconds(step, replacements)
+        interval = max(default, scrape)
+        rate = max(rate, requested + scrape, 4 * scrape)
+    result["__interval"] = format_duration(interval)
+    result["__rate_interval"] = format_duration(rate)
+    result["__interval_ms"] = str(int(interval * 1000))
     return result
+
+
+def _seconds(interval: Any, replacements: Mapping[str, str]) -> float:
+    return duration_seconds(substitute(str(interval), replacements))
+
+
+def _listed(panel: Mapping[str, Any], target: Mapping[str, Any], titles: Collection[str]) -> bool:
+    """Whether the panel, or this one of its queries, is among `titles`."""
+    title = panel.get("title", "")
+    return title in titles or f"{title} [{target.get('refId', '')}]" in titles
 
 
 _LABEL_VALUES = re.compile(
@@ -206,8 +247,8 @@ def dashboard_queries(
     """Every panel, variable and annotation query of `dashboard`, substituted.
 
     `values` overrides :data:`DEFAULT_VALUES` and `builtins` overrides
-    :data:`DEFAULT_BUILTINS` (keys without the ``$``); `may_be_empty` (panel titles)
-    overrides the dashboard's entry in :data:`MAY_BE_EMPTY`. A
+    :data:`DEFAULT_BUILTINS` (keys without the ``$``); `may_be_empty` (panel titles, or
+    ``"title [refId]"`` for one query) overrides the dashboard's entry in :data:`MAY_BE_EMPTY`. A
     ``label_values(selector, label)`` variable query becomes its series selector (what
     Grafana asks Prometheus for) with `label` naming the label. Hidden targets are left
     out, as Grafana leaves them out.
@@ -241,10 +282,10 @@ def dashboard_queries(
         )
 
     for panel in iter_panels(dashboard):
-        panel_replacements = _panel_replacements(panel, replacements)
         for target in panel.get("targets", []):
             if target.get("hide") or "expr" not in target:
                 continue
+            query_replacements = _query_replacements(panel, target, replacements)
             queries.append(
                 DashboardQuery(
                     dashboard=uid,
@@ -252,9 +293,9 @@ def dashboard_queries(
                     title=panel.get("title", ""),
                     panel_id=panel.get("id"),
                     ref_id=target.get("refId", ""),
-                    expr=substitute(target["expr"], panel_replacements),
+                    expr=substitute(target["expr"], query_replacements),
                     instant=bool(target.get("instant")) and not target.get("range"),
-                    must_have_data=panel.get("title", "") not in may_be_empty,
+                    must_have_data=not _listed(panel, target, may_be_empty),
                 )
             )
 

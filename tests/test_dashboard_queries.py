@@ -1,9 +1,10 @@
-"""Every dashboard query run as Grafana would run it, and the helper that lists them.
+"""Every dashboard query run as Grafana would run it, against a real Prometheus.
 
-The helper (tests/dashboard_queries.py) is pinned on a small sample dashboard and on the
-overview. Then a real Prometheus scrapes contract-shaped metrics: every substituted
-query must parse, and every query that must show data returns series, for several
-variable selections.
+The Prometheus (without the project's rules) scrapes the real exporter polling the
+simulated API for two workspaces, one with a budget and opt-in dimensions: every
+substituted query (tests/dashboard_queries.py) must parse, every query that must show
+data returns series, for several variable selections, and the panels compute what they
+say (allowance, pace, projection, sorted bars, the top-N table, "rules not loaded").
 """
 
 from __future__ import annotations
@@ -11,293 +12,26 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import yaml
-from contract import ENDPOINTS, REASONS
-from dashboard_queries import (
-    ALL,
-    DashboardQuery,
-    dashboard_queries,
-    iter_panels,
-    substitute,
-    variable_replacements,
-)
+from dashboard_queries import DashboardQuery, dashboard_queries, iter_panels
 from dashboards_support import DASHBOARDS, OVERVIEW_PATH, dashboard_params
-from support import free_port
+from support import ExporterProcess, free_port, run_exporter
 
-from exporter.metrics.render import label_set, sample_line, type_line
-
-# --- The query helper -----------------------------------------------------------------
-
-SAMPLE_DASHBOARD: dict[str, Any] = {
-    "uid": "elevenlabs-credits",
-    "templating": {
-        "list": [
-            {"name": "datasource", "type": "datasource", "query": "prometheus"},
-            {
-                "name": "job",
-                "type": "query",
-                "multi": False,
-                "includeAll": False,
-                "query": {"query": "label_values(elevenlabs_up, job)", "refId": "V"},
-            },
-            {
-                "name": "workspace",
-                "type": "query",
-                "multi": True,
-                "includeAll": True,
-                "allValue": ".*",
-                "query": 'label_values(elevenlabs_up{job=~"$job"}, workspace)',
-            },
-            {
-                "name": "bucket",
-                "type": "custom",
-                "query": "1h,1d",
-                "current": {"text": "1d", "value": "1d"},
-            },
-        ]
-    },
-    "panels": [
-        {
-            "id": 1,
-            "type": "timeseries",
-            "title": "Top",
-            "targets": [
-                {"refId": "A", "expr": 'up{job=~"$job",workspace=~"${workspace}"}'},
-                {"refId": "B", "expr": "hidden_metric", "hide": True},
-            ],
-        },
-        {
-            "id": 2,
-            "type": "row",
-            "title": "Collapsed",
-            "collapsed": True,
-            "panels": [
-                {
-                    "id": 3,
-                    "type": "timeseries",
-                    "title": "Credits revised downward",
-                    "interval": "$bucket",
-                    "targets": [
-                        {
-                            "refId": "A",
-                            "expr": "increase(x[$__interval]) + rate(x[$__rate_interval])",
-                            "instant": True,
-                            "range": False,
-                        }
-                    ],
-                }
-            ],
-        },
-    ],
-    "annotations": {
-        "list": [
-            {"name": "Built-in", "builtIn": 1},
-            {"name": "Alerts", "expr": 'ALERTS{job=~"[[job]]"}'},
-        ]
-    },
-}
-
-
-def test_substitute_formats_single_multi_and_all_values_like_grafana() -> None:
-    """Single values go in as they are; multi values become an escaped regex group; All
-    becomes the variable's allValue."""
-    single = {"name": "job", "multi": False, "includeAll": False}
-    multi = {"name": "ws", "multi": True, "includeAll": True, "allValue": ".*"}
-    dashboard = {"templating": {"list": [{**single, "type": "query"}, {**multi, "type": "query"}]}}
-    expr = 'x{job=~"$job",ws=~"${ws}"}[$__rate_interval]'
-
-    def render(values: Mapping[str, str | Sequence[str]]) -> str:
-        return substitute(expr, variable_replacements(dashboard, values))
-
-    assert render({"job": "a-b", "ws": "main"}) == 'x{job=~"a-b",ws=~"main"}[4m]'
-    assert render({"job": "j", "ws": ["a.b", "c"]}) == 'x{job=~"j",ws=~"(a\\\\.b|c)"}[4m]'
-    assert render({"job": "j", "ws": ALL}) == 'x{job=~"j",ws=~".*"}[4m]'
-    assert render({"job": "j", "ws": [ALL]}) == 'x{job=~"j",ws=~".*"}[4m]'
-    assert substitute("[[a]] $b ${c}", {"a": "1", "b": "2", "c": "3"}) == "1 2 3"
-
-
-def test_substitute_rejects_undefined_variables_and_formats() -> None:
-    """A query naming an unknown variable or a format fails loudly, never half-substituted."""
-    with pytest.raises(KeyError, match="undefined variable"):
-        substitute("x[$nope]", {"__range": "1h"})
-    with pytest.raises(ValueError, match="format"):
-        substitute("${job:regex}", {"job": "j"})
-    single = {"name": "job", "type": "query", "multi": False}
-    with pytest.raises(ValueError, match="single value"):
-        variable_replacements({"templating": {"list": [single]}}, {"job": ["a", "b"]})
-    with pytest.raises(KeyError, match="no value"):
-        variable_replacements({"templating": {"list": [{**single, "name": "other"}]}})
-
-
-def test_dashboard_queries_lists_variables_panels_rows_and_annotations() -> None:
-    """Every query comes back substituted: variable selectors, panel targets (nested in
-    collapsed rows too, hidden ones left out), and annotations; a panel's min interval
-    raises $__interval and $__rate_interval; panels allowed to be empty need no data."""
-    queries = dashboard_queries(
-        SAMPLE_DASHBOARD,
-        {"job": "exp", "workspace": "default"},
-        may_be_empty={"Credits revised downward"},
-    )
-    summary = [
-        (q.source, q.title, q.ref_id, q.expr, q.instant, q.must_have_data, q.label) for q in queries
-    ]
-    assert summary == [
-        ("variable", "job", "job", "elevenlabs_up", True, True, "job"),
-        (
-            "variable",
-            "workspace",
-            "workspace",
-            'elevenlabs_up{job=~"exp"}',
-            True,
-            True,
-            "workspace",
-        ),
-        ("panel", "Top", "A", 'up{job=~"exp",workspace=~"default"}', False, True, None),
-        (
-            "panel",
-            "Credits revised downward",
-            "A",
-            "increase(x[1d]) + rate(x[1d])",
-            True,
-            False,
-            None,
-        ),
-        ("annotation", "Alerts", "Alerts", 'ALERTS{job=~"exp"}', False, False, None),
-    ]
-    assert [q.panel_id for q in queries] == [None, None, 1, 3, None]
-
-
-def test_dashboard_queries_of_the_overview_are_fully_substituted() -> None:
-    """Each overview target, query variable and annotation yields one query, no `$` left."""
-    dashboard = DASHBOARDS[OVERVIEW_PATH]
-    queries = dashboard_queries(dashboard)
-    targets = sum(len(p.get("targets", [])) for p in iter_panels(dashboard))
-    variables = sum(v["type"] == "query" for v in dashboard["templating"]["list"])
-    annotations = len(dashboard["annotations"]["list"])
-    assert len(queries) == targets + variables + annotations
-    assert all("$" not in q.expr for q in queries), [q.expr for q in queries if "$" in q.expr]
-    per_bucket = [q for q in queries if q.title == "Credits per ${usage_bucket} by product"]
-    assert [q.expr.endswith("[1d]))") for q in per_bucket] == [True]
-
-
-# --- Against a real Prometheus --------------------------------------------------------
+from exporter.simulator import SimState, Simulator
 
 WORKSPACES = ("default", "second")
-PRODUCTS = ("text_to_speech", "speech_to_text", "dubbing")
-BUCKETS = ("0.05", "0.1", "0.5", "1.0", "+Inf")
-Sample = tuple[str, Mapping[str, str], float]  # name suffix, labels, value
-
-
-def contract_exposition(scrape: int, now: float) -> str:
-    """Metrics shaped like the contract's, with usage growing at every scrape, written
-    with the exporter's own line primitives."""
-    lines: list[str] = []
-
-    def family(name: str, kind: str, samples: Sequence[Sample]) -> None:
-        lines.append(type_line(name, kind))
-        lines.extend(
-            sample_line(name + suffix, label_set(labels), repr(value))
-            for suffix, labels, value in samples
-        )
-
-    per_product = [
-        ({"workspace": w, "product_type": p}, 100.0 * (i + 1) + scrape * (i + 1))
-        for w in WORKSPACES
-        for i, p in enumerate(PRODUCTS)
-    ]
-    family("elevenlabs_credits_used", "counter", [("_total", lbl, v) for lbl, v in per_product])
-    family(
-        "elevenlabs_credits_downward_revision",
-        "counter",
-        [("_total", labels, 0.0) for labels, _ in per_product],
-    )
-    family("elevenlabs_cycle_credits_used", "gauge", [("", lbl, v) for lbl, v in per_product])
-    per_ws = [{"workspace": w} for w in WORKSPACES]
-    for name, value in (
-        ("elevenlabs_subscription_credits_used", 1000.0 + scrape),
-        ("elevenlabs_subscription_credits_limit", 100000.0),
-        ("elevenlabs_subscription_cycle_reset_timestamp_seconds", now + 10 * 86400),
-        ("elevenlabs_subscription_cycle_length_seconds", 30 * 86400.0),
-        ("elevenlabs_subscription_voice_slots_used", 3.0),
-        ("elevenlabs_subscription_voice_slots_limit", 10.0),
-        ("elevenlabs_subscription_professional_voice_slots_used", 1.0),
-        ("elevenlabs_subscription_professional_voice_slots_limit", 1.0),
-        ("elevenlabs_up", 1.0),
-    ):
-        family(name, "gauge", [("", labels, value) for labels in per_ws])
-    family(
-        "elevenlabs_subscription_info",
-        "gauge",
-        [
-            (
-                "",
-                {
-                    "workspace": w,
-                    "tier": "creator",
-                    "status": "active",
-                    "currency": "usd",
-                    "billing_period": "monthly_period",
-                },
-                1.0,
-            )
-            for w in WORKSPACES
-        ],
-    )
-    per_endpoint = [{"workspace": w, "endpoint": e} for w in WORKSPACES for e in ENDPOINTS]
-    family(
-        "elevenlabs_exporter_last_success_timestamp_seconds",
-        "gauge",
-        [("", labels, now) for labels in per_endpoint],
-    )
-    family(
-        "elevenlabs_exporter_api_requests",
-        "counter",
-        [("_total", {**labels, "code": "200"}, float(scrape)) for labels in per_endpoint],
-    )
-    family(
-        "elevenlabs_exporter_poll_errors",
-        "counter",
-        [("_total", {**labels, "reason": r}, 0.0) for labels in per_endpoint for r in REASONS],
-    )
-    histogram: list[Sample] = []
-    for labels in per_endpoint:
-        histogram += [("_bucket", {**labels, "le": le}, float(scrape)) for le in BUCKETS]
-        histogram += [("_sum", labels, 0.2 * scrape), ("_count", labels, float(scrape))]
-    family("elevenlabs_exporter_api_request_duration_seconds", "histogram", histogram)
-    family("elevenlabs_exporter_build_info", "gauge", [("", {"version": "0.1.0"}, 1.0)])
-    return "".join(lines)
-
-
-class ContractMetricsHandler(BaseHTTPRequestHandler):
-    """Serves :func:`contract_exposition` at any path, one scrape more each time."""
-
-    scrapes = 0
-    lock = threading.Lock()
-
-    def do_GET(self) -> None:
-        """Answer a scrape."""
-        with self.lock:
-            type(self).scrapes += 1
-            scrape = self.scrapes
-        body = contract_exposition(scrape, time.time()).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
+# "default" has its own budget and breaks its credits down by voice and model; "second"
+# is the plain case: the plan's limit, products only.
+BUDGET = 800_000
+GROUP_BY = ["voice_id", "model"]
 
 
 class Prometheus:
@@ -323,15 +57,55 @@ class Prometheus:
         params = {"query": query.expr, "start": str(end - 300), "end": str(end), "step": "15"}
         return self.get("/api/v1/query_range", params)
 
+    def instant(self, expr: str) -> list[dict[str, Any]]:
+        """The series of an instant query, which must succeed."""
+        status, body = self.get("/api/v1/query", {"query": expr})
+        assert status == 200, (expr, body)
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
 
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """A real Prometheus scraping contract-shaped metrics every second as job
-    elevenlabs-exporter."""
+def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProcess]:
+    """The real exporter polling the simulated API every 2s for two workspaces."""
+    simulator = Simulator(SimState()).start()
+    directory = tmp_path_factory.mktemp("exporter")
+    config = directory / "config.yml"
+    workspace = {"api_key": "demo", "base_url": simulator.url}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "poll_interval": "2s",
+                "state_file": None,
+                "workspaces": [
+                    {
+                        **workspace,
+                        "name": WORKSPACES[0],
+                        "budget_credits": BUDGET,
+                        "group_by": GROUP_BY,
+                    },
+                    {**workspace, "name": WORKSPACES[1]},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    try:
+        with run_exporter(["--config.file", str(config)], directory) as process:
+            process.wait_ready(timeout=120)
+            yield process
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    exporter: ExporterProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    """A real Prometheus scraping the exporter every second as job elevenlabs-exporter,
+    without the project's rules."""
     binary = shutil.which("prometheus")
     assert binary, "the prometheus binary must be on PATH (scripts/apt-packages.txt)"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ContractMetricsHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     directory = tmp_path_factory.mktemp("prometheus")
     config = directory / "prometheus.yml"
     config.write_text(
@@ -341,7 +115,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
                 "scrape_configs": [
                     {
                         "job_name": "elevenlabs-exporter",
-                        "static_configs": [{"targets": [f"127.0.0.1:{server.server_port}"]}],
+                        "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
                     }
                 ],
             }
@@ -371,19 +145,18 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
             except OSError:
                 assert time.monotonic() < deadline, "prometheus did not become ready"
                 time.sleep(0.2)
+        wait_for_scrapes(client, 4)
         yield client
     finally:
         process.terminate()
         process.wait(timeout=15)
         log.close()
-        server.shutdown()
-        server.server_close()
 
 
 def wait_for_scrapes(prometheus: Prometheus, count: int) -> None:
-    """Block until Prometheus holds `count` scrapes of the contract metrics."""
+    """Block until Prometheus holds `count` scrapes of every workspace."""
     deadline = time.monotonic() + 60
-    query = 'count_over_time(elevenlabs_up{job="elevenlabs-exporter",workspace="default"}[5m])'
+    query = 'min(count_over_time(elevenlabs_up{job="elevenlabs-exporter"}[5m]))'
     while True:
         status, body = prometheus.get("/api/v1/query", {"query": query})
         result = body["data"]["result"] if status == 200 else []
@@ -393,16 +166,47 @@ def wait_for_scrapes(prometheus: Prometheus, count: int) -> None:
         time.sleep(0.5)
 
 
+def overview_query(
+    title: str, ref_id: str = "A", values: Mapping[str, str | Sequence[str]] | None = None
+) -> DashboardQuery:
+    """One query of the overview, substituted for `values`."""
+    (query,) = [
+        q
+        for q in dashboard_queries(DASHBOARDS[OVERVIEW_PATH], values)
+        if q.source == "panel" and q.title == title and q.ref_id == ref_id
+    ]
+    return query
+
+
+def by_workspace(result: list[dict[str, Any]]) -> dict[str, float]:
+    """Instant series by their workspace label."""
+    return {series["metric"]["workspace"]: float(series["value"][1]) for series in result}
+
+
 @dashboard_params
 def test_every_substituted_query_parses_in_prometheus(
     dashboard: dict[str, Any], prometheus: Prometheus
 ) -> None:
-    """Prometheus accepts every panel, variable and annotation query (no parse error)."""
-    for values in ({}, {"workspace": ["default", "second"], "product_type": "dubbing"}):
+    """Prometheus accepts every panel, variable and annotation query (no parse error),
+    for every choice of the breakdown variable too."""
+    selections: list[dict[str, str | list[str]]] = [
+        {},
+        {"workspace": ["default", "second"], "product_type": "dubbing"},
+    ]
+    selections += [{"breakdown": label} for label in custom_values(dashboard, "breakdown")]
+    for values in selections:
         for query in dashboard_queries(dashboard, values):
             status, body = prometheus.run(query)
             assert status == 200, (query.title, query.expr, body)
             assert body["status"] == "success", (query.title, query.expr, body)
+
+
+def custom_values(dashboard: Mapping[str, Any], name: str) -> list[str]:
+    """The choices of a custom variable (none where the dashboard has no such variable)."""
+    for variable in dashboard["templating"]["list"]:
+        if variable["name"] == name:
+            return [str(option["value"]) for option in variable["options"]]
+    return []
 
 
 @pytest.mark.parametrize(
@@ -411,16 +215,16 @@ def test_every_substituted_query_parses_in_prometheus(
         {},
         {"workspace": "default", "product_type": ["text_to_speech", "dubbing"]},
         {"workspace": ["default", "second"], "product_type": "speech_to_text"},
+        {"workspace": "default", "breakdown": "voice_id", "top_n": "5"},
     ],
-    ids=["all", "one-workspace-two-products", "two-workspaces-one-product"],
+    ids=["all", "one-workspace-two-products", "two-workspaces-one-product", "by-voice"],
 )
 @dashboard_params
-def test_panels_that_must_show_data_do_on_contract_metrics(
+def test_panels_that_must_show_data_do_on_the_real_exporter(
     dashboard: dict[str, Any], values: dict[str, str | list[str]], prometheus: Prometheus
 ) -> None:
-    """With the contract's metrics scraped a few times, every query that must show data
+    """With the real exporter scraped a few times, every query that must show data
     returns at least one series, and variable queries return the label they list."""
-    wait_for_scrapes(prometheus, 4)
     empty = []
     for query in dashboard_queries(dashboard, values):
         if not query.must_have_data:
@@ -433,3 +237,109 @@ def test_panels_that_must_show_data_do_on_contract_metrics(
         elif query.label:
             assert all(query.label in series["metric"] for series in result), query.title
     assert empty == []
+
+
+def test_allowance_is_the_budget_where_set_else_the_plan_limit(prometheus: Prometheus) -> None:
+    """The allowance, what is left and the share used read the budget where a workspace
+    has one and the plan's limit elsewhere; the plan's limit shows beside a budget."""
+    limit = by_workspace(prometheus.instant("elevenlabs_subscription_credits_limit"))
+    used = by_workspace(prometheus.instant("elevenlabs_subscription_credits_used"))
+    allowance = by_workspace(prometheus.instant(overview_query("Cycle credit allowance").expr))
+    assert allowance == {"default": BUDGET, "second": limit["second"]}
+    plan = prometheus.instant(overview_query("Cycle credit allowance", "B").expr)
+    assert by_workspace(plan) == {"default": limit["default"]}
+    left = by_workspace(prometheus.instant(overview_query("Credits left").expr))
+    share = by_workspace(prometheus.instant(overview_query("Share of allowance used").expr))
+    for workspace, value in allowance.items():
+        # used grows between queries: within a poll's worth of credits
+        assert left[workspace] == pytest.approx(max(value - used[workspace], 0), abs=500)
+        assert share[workspace] == pytest.approx(100 * used[workspace] / value, abs=0.1)
+
+
+def test_pace_and_projection_read_the_window_gauges(prometheus: Prometheus) -> None:
+    """Pace (credits per hour) is the window gauge summed over products ÷ the window; the
+    paces at which what is left lasts are what is left ÷ the time; the projection at the
+    reset is used plus the 1d (and the 7d) pace times the time left."""
+
+    def instant(expr: str) -> dict[str, float]:
+        return by_workspace(prometheus.instant(expr))
+
+    def window(name: str) -> dict[str, float]:
+        return instant(f'sum by (workspace) (elevenlabs_window_credits_used{{window="{name}"}})')
+
+    hours = {"1h": 1, "6h": 6, "1d": 24, "7d": 168}
+    for ref, name in zip("ABCD", hours, strict=True):
+        paces = instant(overview_query("Pace against what is left", ref).expr)
+        expected = window(name)
+        assert set(paces) == set(WORKSPACES)
+        for workspace, value in paces.items():
+            assert value == pytest.approx(expected[workspace] / hours[name], rel=0.05, abs=5)
+    left = instant(overview_query("Credits left").expr)
+    for ref, days in (("F", 3), ("G", 7)):
+        lasting = instant(overview_query("Pace against what is left", ref).expr)
+        for workspace in WORKSPACES:
+            assert lasting[workspace] == pytest.approx(left[workspace] / (24 * days), rel=0.01)
+    reset = instant("elevenlabs_subscription_cycle_reset_timestamp_seconds")
+    used = instant("elevenlabs_subscription_credits_used")
+    for ref, name in (("A", "1d"), ("B", "7d")):
+        projected = instant(overview_query("Projected use at reset", ref).expr)
+        pace = window(name)
+        for workspace in WORKSPACES:
+            seconds_left = reset[workspace] - time.time()
+            at_reset = used[workspace] + pace[workspace] / hours[name] / 3600 * seconds_left
+            assert projected[workspace] == pytest.approx(at_reset, rel=0.02), (name, workspace)
+
+
+def test_bar_gauges_list_their_series_largest_first(prometheus: Prometheus) -> None:
+    """Each bar gauge's instant query returns its series sorted by value, largest first,
+    the order Grafana draws the bars in."""
+    dashboard = DASHBOARDS[OVERVIEW_PATH]
+    gauges = [p["title"] for p in iter_panels(dashboard) if p["type"] == "bargauge"]
+    assert len(gauges) == 3
+    for title in gauges:
+        result = prometheus.instant(overview_query(title).expr)
+        values = [float(series["value"][1]) for series in result]
+        assert len(values) >= 3, title
+        assert values == sorted(values, reverse=True), (title, values)
+
+
+def test_top_table_lists_the_top_values_with_names_and_shares(prometheus: Prometheus) -> None:
+    """By voice: at most top_n voices, each with its display name, the most credits
+    first, shares of the total; with every value listed the shares add up to 100%. By
+    model (no display names): the values still show. By a dimension no workspace groups
+    by: nothing, and no error."""
+    title = "Top ${top_n} by ${breakdown} this cycle"
+
+    def rows(label: str, top: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        values = {"breakdown": label, "top_n": top}
+        credits = prometheus.instant(overview_query(title, "A", values).expr)
+        shares = prometheus.instant(overview_query(title, "B", values).expr)
+        return credits, shares
+
+    credits, shares = rows("voice_id", "5")
+    assert 1 <= len(credits) <= 5
+    assert {s["metric"]["voice_id"] for s in credits} == {s["metric"]["voice_id"] for s in shares}
+    assert all(s["metric"].get("name") for s in credits if s["metric"]["voice_id"] != "other")
+    assert all(0 < float(s["value"][1]) <= 100 for s in shares)
+
+    credits, shares = rows("voice_id", "50")
+    assert sum(float(s["value"][1]) for s in shares) == pytest.approx(100)
+    cycle = prometheus.instant('sum(elevenlabs_cycle_credits_used{workspace="default"})')
+    total = sum(float(s["value"][1]) for s in credits)
+    assert total == pytest.approx(float(cycle[0]["value"][1]), rel=0.01)
+
+    credits, shares = rows("model", "10")
+    assert credits
+    assert all("model" in s["metric"] and "name" not in s["metric"] for s in credits)
+
+    assert rows("user_id", "10") == ([], [])
+
+
+def test_alert_state_reads_rules_not_loaded_without_the_rules(prometheus: Prometheus) -> None:
+    """Without the project's rules (no marker series, no ALERTS) every alert tile reads
+    -1, "Rules not loaded", never 0 ("OK")."""
+    panel = [p for p in iter_panels(DASHBOARDS[OVERVIEW_PATH]) if p["title"] == "Alert state"]
+    (alert_state,) = panel
+    for target in alert_state["targets"]:
+        result = prometheus.instant(overview_query("Alert state", target["refId"]).expr)
+        assert [float(series["value"][1]) for series in result] == [-1.0], target["legendFormat"]

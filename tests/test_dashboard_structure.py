@@ -213,7 +213,7 @@ def test_range_windows_suit_a_once_a_minute_exporter(dashboard: dict[str, Any]) 
     """Rates use $__rate_interval or fixed windows of 5m or more; $__interval only where a
     panel's min interval keeps it at least a usage bucket; $__range only in instant queries.
     """
-    allowed_variables = {"$__rate_interval", "$projection_window"}
+    allowed_variables = {"$__rate_interval"}
     for panel in data_panels(dashboard):
         for target in panel["targets"]:
             for window in range_windows(target["expr"]):
@@ -255,9 +255,32 @@ def test_variables_select_job_workspace_and_product() -> None:
         assert variables[name]["includeAll"], name
         assert variables[name]["allValue"] == ".*", name
         assert variables[name]["current"]["value"] == [ALL], name
-    for name in ("projection_window", "usage_bucket"):
-        variable = variables[name]
-        assert variable["type"] == "custom"
-        values = variable["query"].split(",")
-        assert variable["current"]["value"] in values
-        assert all(duration_seconds(value) >= 3600 for value in values), name
+    variable = variables["usage_bucket"]
+    assert variable["type"] == "custom"
+    values = variable["query"].split(",")
+    assert variable["current"]["value"] in values
+    assert all(duration_seconds(value) >= 3600 for value in values)
+
+
+@dashboard_params
+def test_rates_have_a_one_minute_min_step_and_interval(dashboard: dict[str, Any]) -> None:
+    """Every query taking rate() or increase() has a min step of 1m and its panel a min
+    interval of 1m: Grafana takes the min step for the scrape interval, so
+    $__rate_interval spans at least 4 of the exporter's once-a-minute values even on a
+    data source left at the 15s default. The per-bucket bars keep their $usage_bucket
+    min interval, with no min step (Grafana would take it for $__interval)."""
+    counters = ("rate(", "increase(", "$__rate_interval")
+    checked = 0
+    for panel in data_panels(dashboard):
+        for target in panel["targets"]:
+            if not any(function in target["expr"] for function in counters):
+                assert "interval" not in target, panel["title"]
+                continue
+            checked += 1
+            if "$__interval" in target["expr"]:
+                assert panel["interval"] == "$usage_bucket", panel["title"]
+                assert "interval" not in target, panel["title"]
+            else:
+                assert panel.get("interval") == "1m", panel["title"]
+                assert target.get("interval") == "1m", panel["title"]
+    assert checked
