@@ -247,7 +247,7 @@ async def _run_week(r: Rig, days: float, step: int, traced_hours: float) -> dict
         "ledger_bytes": deep_size(r.ledger, seen),
         # What the state-file copy and the snapshot add beyond the ledger (they share
         # its numbers and label tuples).
-        "state_bytes": deep_size(r.store.get("main"), seen),
+        "state_bytes": deep_size(r.store._pieces.get("main"), seen),
         "snapshot_bytes": deep_size(poller.snapshot(), seen),
         "traced_hours": (polls - traced_from) * step / 3600,
         "traced_current": current,

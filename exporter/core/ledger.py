@@ -42,6 +42,7 @@ from typing import Any
 
 from exporter.api.parse import Labels, UsageRow
 from exporter.core.history import History, first_hour
+from exporter.core.live import Live, Series
 from exporter.core.windows import COARSE_SECONDS, Window, coarse_windows, fine_windows, floor_to
 
 
@@ -78,13 +79,6 @@ class Increments:
         self.down[labels] = self.down.get(labels, 0.0) + down
 
 
-@dataclass(slots=True)
-class _Entry:
-    hwm: float = 0.0
-    short: float = 0.0
-    last: float = 0.0
-
-
 def _add(target: dict[Labels, float], labels: Labels, amount: float) -> None:
     target[labels] = target.get(labels, 0.0) + amount
 
@@ -112,12 +106,13 @@ class Ledger:
     keep_history: bool = False
     history: History | None = None
     history_gap: tuple[int, int] | None = None  # [start, end) still to read for it
-    _live: dict[int, dict[Labels, _Entry]] = field(default_factory=dict)
+    _live: Live = field(init=False)
 
     def __post_init__(self) -> None:
         self.anchor = floor_to(self.anchor, self.bucket)
         if self.covered_until < 0:
             self.covered_until = self.settled_until = self.anchor
+        self._live = Live(self.bucket, self.settled_until)
         if self.cycle_start is not None:
             self.cycle_start = floor_to(self.cycle_start, self.bucket)
             self.cycle_pending = self.cycle_pending or self.cycle_start < self.anchor
@@ -125,7 +120,7 @@ class Ledger:
     @property
     def live_entries(self) -> int:
         """How many (bucket, label set) entries are held: bounded by the lookback."""
-        return sum(len(v) for v in self._live.values())
+        return len(self._live)
 
     def plan(self, now: float) -> ReadPlan:
         """The windows to read at ``now``: bucket-aligned, ending at the last whole bucket
@@ -186,10 +181,11 @@ class Ledger:
         What lies before that is read once, in coarse buckets, for the history only.
         """
         self.history = History.reaching(last)
-        if self.covered_until == self.anchor and not self._live:
+        if self.covered_until == self.anchor and not self._live.series:
             view = max(floor_to(last - self.lookback, self.bucket), self.history.start)
             if view < self.anchor:
                 self.settled_until = self.covered_until = view
+                self._live = Live(self.bucket, view)
         gap = (self.history.start, self.settled_until)
         self.history_gap = gap if gap[0] < gap[1] else None
 
@@ -209,11 +205,7 @@ class Ledger:
         self.cycle_start = cycle_start
         if cycle_start >= self.settled_until:
             # Every bucket of the new cycle is still held: rebuild from the entries.
-            self.cycle = {}
-            for bucket, entries in self._live.items():
-                if bucket >= cycle_start:
-                    for labels, entry in entries.items():
-                        _add(self.cycle, labels, entry.last)
+            self.cycle = self._held_since(cycle_start)
             self.cycle_pending = False
         else:
             self.cycle_pending = True
@@ -267,11 +259,14 @@ class Ledger:
 
     def _fold(self) -> None:
         """Drop the buckets that left the lookback; the history keeps their sums."""
-        for bucket in [b for b in self._live if b < self.settled_until]:
-            entries = self._live.pop(bucket)
+        for bucket, labels, last in self._live.rebase(self.settled_until):
             if self.history is not None:
-                for labels, entry in entries.items():
-                    self.history.add(bucket, labels[0], entry.last)
+                self.history.add(bucket, labels[0], last)
+
+    def _held_since(self, start: int) -> dict[Labels, float]:
+        """Σ last per label set over the held buckets from ``start`` on."""
+        first = max(self._live.index(start), 0)
+        return {labels: sum(s.last[first:]) for labels, s in self._live.series.items()}
 
     def window_sums(self, spans: Mapping[str, int]) -> dict[str, dict[str, float]]:
         """Per product, what each window ending where the ledger has read holds: the
@@ -289,12 +284,10 @@ class Ledger:
             if history_ready or self.covered_until - span >= self.settled_until
         }
         out: dict[str, dict[str, float]] = {}
-        for bucket, entries in self._live.items():
-            inside = [name for name, start in starts.items() if bucket >= start]
-            for labels, entry in entries.items():
+        for name, start in starts.items():
+            for labels, value in self._held_since(start).items():
                 sums = out.setdefault(labels[0], dict.fromkeys(starts, 0.0))
-                for name in inside:
-                    sums[name] += entry.last
+                sums[name] += value
         if self.history is not None and history_ready:
             for name, start in starts.items():
                 if start < self.settled_until:
@@ -308,47 +301,44 @@ class Ledger:
         for row in cycle_only:
             if self._in_cycle(row.bucket) and row.bucket < self.settled_until:
                 _add(self.cycle, row.labels, row.credits)
-        for bucket, entries in self._live.items():
-            if self._in_cycle(bucket):
-                for labels, entry in entries.items():
-                    _add(self.cycle, labels, entry.last)
+        if self.cycle_start is not None:
+            for labels, value in self._held_since(self.cycle_start).items():
+                _add(self.cycle, labels, value)
         self.cycle_pending = False
 
     def _revise_all(self, plan: ReadPlan, revisable: Sequence[UsageRow], out: Increments) -> None:
-        seen: dict[tuple[int, Labels], float] = {}
+        """Compare every bucket of the revisable windows with what the answer says (a
+        bucket missing from it was revised to 0) and revise what changed."""
+        seen: dict[Labels, dict[int, float]] = {}
         for row in revisable:
-            key = (row.bucket, row.labels)
-            seen[key] = seen.get(key, 0.0) + row.credits
-        for bucket, entries in self._live.items():
-            if any(w.start <= bucket < w.end for w in plan.revisable):
-                for labels in entries:
-                    seen.setdefault((bucket, labels), 0.0)  # gone from the answer: revised to 0
-        for (bucket, labels), value in seen.items():
-            if bucket < self.anchor and not self.keep_history:
-                continue
-            entries = self._live.setdefault(bucket, {})
-            found = entries.get(labels)
-            if found is None:
-                if value == 0:
-                    if not entries:
-                        del self._live[bucket]
-                    continue
-                found = entries[labels] = _Entry()
-            self._revise(bucket, labels, found, value, out)
+            values = seen.setdefault(row.labels, {})
+            values[row.bucket] = values.get(row.bucket, 0.0) + row.credits
+        first = self.anchor if not self.keep_history else self._live.base
+        for labels in set(self._live.series) | set(seen):
+            values = seen.get(labels, {})
+            if labels not in self._live.series and not any(values.values()):
+                continue  # nothing to hold: a label set seen only at 0
+            series = self._live.of(labels, plan.end)
+            for window in plan.revisable:
+                for bucket in range(max(window.start, first), window.end, window.interval):
+                    i = self._live.index(bucket)
+                    value = values.get(bucket, 0.0)
+                    if value != series.last[i] or value > series.hwm[i]:
+                        self._revise(bucket, labels, series, i, value, out)
 
     def _revise(
-        self, bucket: int, labels: Labels, entry: _Entry, value: float, out: Increments
+        self, bucket: int, labels: Labels, series: Series, i: int, value: float, out: Increments
     ) -> None:
-        grown = max(value - entry.hwm, 0.0)
-        entry.hwm = max(entry.hwm, value)
-        shortfall = entry.hwm - value
-        fallen = max(shortfall - entry.short, 0.0)
-        entry.short = max(entry.short, shortfall)
+        hwm, short, last = series.hwm[i], series.short[i], series.last[i]
+        grown = max(value - hwm, 0.0)
+        hwm = max(hwm, value)
+        shortfall = hwm - value
+        fallen = max(shortfall - short, 0.0)
+        series.hwm[i], series.short[i], series.last[i] = hwm, max(short, shortfall), value
         if bucket >= self.anchor:  # before it: held for the windows only
             out.add(labels, used=grown, down=fallen)
         if self._in_cycle(bucket):
-            _add(self.cycle, labels, value - entry.last)
-        entry.last = value
+            _add(self.cycle, labels, value - last)
 
     # Persistence (the format lives in exporter.core.ledger_state) -------------------
 

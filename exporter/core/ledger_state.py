@@ -11,7 +11,8 @@ from typing import Any
 
 from exporter.api.parse import Labels
 from exporter.core.history import History
-from exporter.core.ledger import Ledger, _Entry
+from exporter.core.ledger import Ledger
+from exporter.core.live import Live
 
 
 def ledger_to_state(ledger: Ledger) -> dict[str, Any]:
@@ -29,10 +30,22 @@ def ledger_to_state(ledger: Ledger) -> dict[str, Any]:
         "cycle": [[list(k), v] for k, v in sorted(ledger.cycle.items())],
         "history": ledger.history.to_state() if ledger.history is not None else None,
         "history_gap": list(ledger.history_gap) if ledger.history_gap is not None else None,
-        "live": [
-            [bucket, list(labels), e.hwm, e.short, e.last]
-            for bucket, entries in sorted(ledger._live.items())
-            for labels, e in sorted(entries.items())
+        "live": _live_state(ledger._live),
+    }
+
+
+def _live_state(live: Live) -> dict[str, Any]:
+    """The held buckets as one row of numbers per label set and field (integral values
+    as integers: most credits are)."""
+
+    def compact(values: Any) -> list[float | int]:
+        return [int(v) if v.is_integer() else v for v in values]
+
+    return {
+        "base": live.base,
+        "series": [
+            [list(labels), compact(s.hwm), compact(s.short), compact(s.last)]
+            for labels, s in sorted(live.series.items())
         ],
     }
 
@@ -75,9 +88,19 @@ def ledger_from_state(
             ledger.history = History.from_state(data["history"])
             gap = data.get("history_gap")
             ledger.history_gap = None if gap is None else (_int(gap[0]), _int(gap[1]))
-        for bucket, labels, hwm, short, last in data["live"]:
-            entry = _Entry(_number(hwm), _number(short), _number(last))
-            ledger._live.setdefault(_int(bucket), {})[labels_of(labels)] = entry
+        live = data["live"]
+        if isinstance(live, list):  # one entry per bucket and label set (version 1)
+            for bucket, labels, hwm, short, last in live:
+                _put(ledger, _int(bucket), labels_of(labels), hwm, short, last)
+        else:
+            if _int(live["base"]) != ledger.settled_until:
+                raise ValueError("held buckets do not start where the ledger folded")
+            for labels, hwms, shorts, lasts in live["series"]:
+                if not len(hwms) == len(shorts) == len(lasts):
+                    raise ValueError("fields of different lengths")
+                key = labels_of(labels)
+                for i, (hwm, short, last) in enumerate(zip(hwms, shorts, lasts, strict=True)):
+                    _put(ledger, ledger._live.time(i), key, hwm, short, last)
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"malformed ledger state: {err}") from None
     # A ledger keeping the window history also holds the lookback before its anchor.
@@ -85,6 +108,17 @@ def ledger_from_state(
     if before_anchor or ledger.settled_until > ledger.covered_until:
         raise ValueError("malformed ledger state: inconsistent coverage")
     return ledger
+
+
+def _put(ledger: Ledger, bucket: int, labels: Labels, hwm: Any, short: Any, last: Any) -> None:
+    """Hold one bucket's values, refusing what lies outside the held range."""
+    if not ledger.settled_until <= bucket < max(ledger.covered_until, ledger.settled_until + 1):
+        raise ValueError(f"held bucket {bucket} outside what the ledger covers")
+    if bucket % ledger.bucket:
+        raise ValueError(f"held bucket {bucket} off the bucket grid")
+    series = ledger._live.of(labels, bucket + ledger.bucket)
+    i = ledger._live.index(bucket)
+    series.hwm[i], series.short[i], series.last[i] = _number(hwm), _number(short), _number(last)
 
 
 def _int(value: Any) -> int:

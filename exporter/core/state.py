@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,11 @@ FORMAT = "elevenlabs-exporter-state"
 
 
 class StateStore:
-    """Per-workspace ledger states in one JSON file; writes are coalesced.
+    """Per-workspace records in one JSON file; writes are coalesced.
 
-    Each workspace's state is kept as its serialized JSON (a few KiB), not as Python
-    lists: that costs a third of the memory, and a flush only joins the pieces.
+    Each source's entry is kept as its serialized JSON, compressed (a few KiB per
+    workspace rather than the tens a tree of Python numbers costs), and a flush only
+    joins the pieces. A record read at start-up is kept until its sources replaced it.
     """
 
     def __init__(self, path: Path | None, log: Any) -> None:
@@ -35,7 +37,7 @@ class StateStore:
         self._log = log
         self._lock = threading.Lock()
         self._loaded: dict[str, dict[str, Any]] = {}  # read at start-up, until replaced
-        self._encoded: dict[str, str] = {}
+        self._pieces: dict[str, dict[str, bytes]] = {}  # workspace -> key -> zlib(JSON)
         self._dirty = False
 
     def load(self) -> None:
@@ -74,9 +76,9 @@ class StateStore:
                 for name, state in workspaces.items()
                 if isinstance(state, dict)
             }
-            self._encoded = {
-                name: json.dumps(state, separators=(",", ":"))
-                for name, state in self._loaded.items()
+            self._pieces = {
+                name: {key: _pack(value) for key, value in record.items()}
+                for name, record in self._loaded.items()
             }
 
     def get(self, workspace: str) -> dict[str, Any] | None:
@@ -84,12 +86,14 @@ class StateStore:
         with self._lock:
             return self._loaded.get(workspace)
 
-    def put(self, workspace: str, record: dict[str, Any]) -> None:
-        """Replace one workspace's record; the next flush writes it."""
-        encoded = json.dumps(record, separators=(",", ":"))
+    def put(self, workspace: str, key: str, value: Any) -> None:
+        """Replace one entry of a workspace's record; the next flush writes it."""
+        packed = _pack(value)
         with self._lock:
-            self._loaded.pop(workspace, None)  # the start-up copy is no longer needed
-            self._encoded[workspace] = encoded
+            loaded = self._loaded.get(workspace)
+            if loaded is not None:
+                loaded.pop(key, None)  # the start-up copy is no longer needed
+            self._pieces.setdefault(workspace, {})[key] = packed
             self._dirty = True
 
     def workspace(self, name: str, base_url: str, log: Any) -> WorkspaceState:
@@ -103,9 +107,14 @@ class StateStore:
         with self._lock:
             if not self._dirty:
                 return True
-            pieces = ",".join(f"{json.dumps(name)}:{text}" for name, text in self._encoded.items())
+            records = ",".join(
+                f"{json.dumps(name)}:{{"
+                + ",".join(f"{json.dumps(key)}:{_unpack(piece)}" for key, piece in record.items())
+                + "}"
+                for name, record in self._pieces.items()
+            )
             header = f'{{"format":{json.dumps(FORMAT)},"version":{STATE_VERSION},"workspaces":{{'
-            data = (header + pieces + "}}").encode()
+            data = (header + records + "}}").encode()
             self._dirty = False
         try:
             write_atomically(self.path, data)
@@ -115,6 +124,14 @@ class StateStore:
             self._log.warning("state file not written", path=str(self.path), error=str(err))
             return False
         return True
+
+
+def _pack(value: Any) -> bytes:
+    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1)
+
+
+def _unpack(piece: bytes) -> str:
+    return zlib.decompress(piece).decode()
 
 
 class WorkspaceState:
@@ -129,23 +146,24 @@ class WorkspaceState:
         self._store = store
         self._name = name
         self._base_url = base_url
-        self._log = log
         stored = store.get(name)
-        if stored is not None and stored.get("base_url") != base_url:
+        self._usable = stored is None or stored.get("base_url") == base_url
+        if not self._usable:
             log.info("state is for another API host, seeding from the API", base_url=base_url)
-            stored = None
-        self._record: dict[str, Any] = dict(stored or {})
-        self._record["base_url"] = base_url
+        self._announced = False
 
     def get(self, key: str) -> dict[str, Any] | None:
         """A source's entry as persisted, if any."""
-        entry = self._record.get(key)
+        stored = self._store.get(self._name) if self._usable else None
+        entry = stored.get(key) if stored is not None else None
         return entry if isinstance(entry, dict) else None
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         """Replace a source's entry; the next flush writes the whole record."""
-        self._record[key] = entry
-        self._store.put(self._name, self._record)
+        if not self._announced:
+            self._store.put(self._name, "base_url", self._base_url)
+            self._announced = True
+        self._store.put(self._name, key, entry)
 
 
 def migrate_v1(record: dict[str, Any]) -> dict[str, Any]:
