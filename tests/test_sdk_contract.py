@@ -310,6 +310,25 @@ async def test_our_client_needs_no_field_the_sdk_calls_optional(
 # ---- requests ------------------------------------------------------------------------
 
 
+def request_diff(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
+    """Where two captured requests differ, field by field, as JSON (so that ``1.0``
+    for ``1``, or any other change of type, shows)."""
+
+    def flat(value: Any, path: str) -> dict[str, str]:
+        if isinstance(value, dict) and value:
+            return {
+                k: v for key, item in value.items() for k, v in flat(item, f"{path}.{key}").items()
+            }
+        return {path: json.dumps(value, sort_keys=True)}
+
+    mine, sdks = flat(dict(ours), ""), flat(dict(theirs), "")
+    return [
+        f"{path[1:]}: ours {mine.get(path, '(absent)')}, the SDK's {sdks.get(path, '(absent)')}"
+        for path in sorted(set(mine) | set(sdks))
+        if mine.get(path) != sdks.get(path)
+    ]
+
+
 def _sent(sim: Simulator) -> list[dict[str, Any]]:
     """The requests the simulator received (method, path, query, body), then forgotten."""
     with sim.state.lock:
@@ -425,8 +444,7 @@ async def test_our_requests_are_the_sdks(
     case.sdk(sdk)
     theirs = _sent(sim)
     assert len(ours) == len(theirs) == 1
-    # As JSON, so that 1.0 for 1 (or any other change of type) shows.
-    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+    assert request_diff(ours[0], theirs[0]) == []
     if case.raw is not None:
         request = ours[0]
         fields = request["body"] if request["method"] == "POST" else None
@@ -465,7 +483,7 @@ def test_a_drifted_request_fails_the_check(fields: Mapping[str, Any], expected: 
     """The request check can fail: a field the SDK does not have, a wrong type, an enum
     value it does not know, a required field left out are each reported. (A wrong
     unit of the right type, seconds for ms, is what the comparison with the SDK's own
-    request catches: see test_seconds_for_ms_fail_the_comparison.)"""
+    request catches: see test_a_drifted_request_fails_the_comparison.)"""
     problems = request_problems(RawUsageClient.get_usage_by_product_over_time, fields, query=False)
     if expected is None:
         assert problems == []
@@ -473,14 +491,32 @@ def test_a_drifted_request_fails_the_check(fields: Mapping[str, Any], expected: 
         assert any(expected in p for p in problems), problems
 
 
-def test_seconds_for_ms_fail_the_comparison(sim: Simulator, sdk: ElevenLabs) -> None:
-    """A body in seconds where the SDK sends ms differs from the SDK's request."""
-    sdk.workspace.usage.get_usage_by_product_over_time(
-        start_time=START * 1000, end_time=END * 1000, interval_seconds=60
-    )
-    theirs = _sent(sim)[0]["body"]
-    drifted = {**theirs, "start_time": START, "end_time": END}
-    assert drifted != theirs
+@pytest.mark.parametrize(
+    ("drift", "expected"),
+    [
+        ({"start_time": START, "end_time": END}, "body.start_time: ours 1761992820,"),
+        ({"interval_seconds": 60.0}, "body.interval_seconds: ours 60.0, the SDK's 60"),
+        ({"time_zone": None}, "body.time_zone: ours null"),
+    ],
+)
+def test_a_drifted_request_fails_the_comparison(
+    drift: dict[str, Any], expected: str, sim: Simulator, sdk: ElevenLabs
+) -> None:
+    """The comparison can fail: a request sent in seconds where the SDK sends ms, a
+    float for an int, a null for a value, each differs from the SDK's own request."""
+    kwargs: dict[str, Any] = {
+        "start_time": START * 1000,
+        "end_time": END * 1000,
+        "interval_seconds": 60,
+        "group_by": ["product_type"],
+        "time_zone": "UTC",
+    }
+    sdk.workspace.usage.get_usage_by_product_over_time(**kwargs)
+    theirs = _sent(sim)[0]
+    httpx.post(sim.url + theirs["path"], json={**kwargs, **drift}, headers={"xi-api-key": "demo"})
+    ours = _sent(sim)[0]
+    differences = request_diff(ours, theirs)
+    assert any(d.startswith(expected) for d in differences), differences
 
 
 # ---- the SDK itself ------------------------------------------------------------------
