@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the tests need, then run lint, type checks and the whole test suite.
+# Install everything the tests need, then run lint, type checks and the whole test suite,
+# then the unit tests again against the lowest dependency versions pyproject allows
+# (scripts/test-floor.sh; SKIP_FLOOR=1 leaves that out).
 # Works on a fresh Debian machine with Python 3.11 (as root, or with sudo available).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +29,6 @@ ruff check .
 ruff format --check .
 mypy --strict exporter grafana tests bench
 pytest "$@"
+if [ "${SKIP_FLOOR:-0}" != 1 ]; then
+  ./scripts/test-floor.sh
+fi

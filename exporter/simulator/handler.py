@@ -3,12 +3,14 @@
 It answers on the real API's paths (shared with the client in
 :mod:`exporter.api.paths`), checks the ``xi-api-key`` header, plays the scenario
 (a rejected key, a missing permission, a cost-billed workspace), applies scripted
-faults (delays, resets, truncated or drifted tables) and otherwise answers like the
-real endpoint.
+faults (delays, resets, truncated or drifted tables, any answer drifted field by field
+for the SDK contract tests) and otherwise answers like the real endpoint, refusing a
+method the endpoint does not take.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from http.server import BaseHTTPRequestHandler
@@ -18,13 +20,62 @@ from urllib.parse import parse_qs, urlparse
 from exporter.api.paths import (
     CHARACTER_STATS_PATH,
     COST_USAGE_PATH,
+    SERVICE_ACCOUNT_KEYS_PATH,
+    SERVICE_ACCOUNTS_PATH,
     SUBSCRIPTION_PATH,
     USAGE_PATH,
+    USER_PATH,
+    WORKSPACE_GROUPS_PATH,
 )
+from exporter.simulator.accounts import groups, service_account_keys, service_accounts
 from exporter.simulator.charstats import character_stats
 from exporter.simulator.control import control
 from exporter.simulator.model import Fault, SimState
 from exporter.simulator.tables import usage_answer
+
+# path -> (endpoint name in the request log and in faults, the method the API takes)
+ROUTES = {
+    USAGE_PATH: ("usage", "POST"),
+    COST_USAGE_PATH: ("cost_usage", "POST"),
+    SUBSCRIPTION_PATH: ("subscription", "GET"),
+    USER_PATH: ("user", "GET"),
+    CHARACTER_STATS_PATH: ("character_stats", "GET"),
+    SERVICE_ACCOUNTS_PATH: ("service_accounts", "GET"),
+    WORKSPACE_GROUPS_PATH: ("groups", "GET"),
+}
+_KEYS_PREFIX, _KEYS_SUFFIX = SERVICE_ACCOUNT_KEYS_PATH.split("{service_account_user_id}")
+
+
+def route(path: str) -> tuple[str, str, str | None] | None:
+    """The endpoint a path names, its method and the service account id in the path."""
+    if path in ROUTES:
+        return (*ROUTES[path], None)
+    if path.startswith(_KEYS_PREFIX) and path.endswith(_KEYS_SUFFIX):
+        account = path[len(_KEYS_PREFIX) : len(path) - len(_KEYS_SUFFIX)]
+        if account and "/" not in account:
+            return "api_keys", "GET", account
+    return None
+
+
+def respond(
+    state: SimState, endpoint: str, body: Any, query: dict[str, list[str]], account: str | None
+) -> tuple[int, Any]:
+    """The simulated API's answer to one request (status, body); the caller holds the lock."""
+    if endpoint == "subscription":
+        return 200, state.subscription()
+    if endpoint == "user":
+        return 200, state.user()
+    if endpoint == "character_stats":
+        return character_stats(state, query)
+    if endpoint == "service_accounts":
+        return service_accounts(state)
+    if endpoint == "api_keys":
+        return service_account_keys(state, account or "")
+    if endpoint == "groups":
+        return groups(state)
+    if not isinstance(body, dict):
+        return 400, {"detail": {"code": "invalid_json", "message": "bad body"}}
+    return usage_answer(state, body, cost=endpoint == "cost_usage")
 
 
 def make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
@@ -75,28 +126,34 @@ def make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
             if url.path.startswith("/_sim/"):
                 raw = self._body() if method == "POST" else {}
                 with state.lock:
-                    answer = control(
+                    reply = control(
                         state,
                         method,
                         url.path,
                         parse_qs(url.query),
                         raw if isinstance(raw, dict) else {},
                     )
-                self._send(*answer)
+                self._send(*reply)
                 return
             body = self._body() if method == "POST" else None
-            endpoint = {
-                USAGE_PATH: "usage",
-                SUBSCRIPTION_PATH: "subscription",
-                COST_USAGE_PATH: "cost_usage",
-                CHARACTER_STATS_PATH: "character_stats",
-            }.get(url.path)
+            found = route(url.path)
+            endpoint = found[0] if found else None
             with state.lock:
                 state.requests.append(
-                    {"endpoint": endpoint or url.path, "body": body, "at": time.time()}
+                    {
+                        "endpoint": endpoint or url.path,
+                        "method": method,
+                        "path": url.path,
+                        "query": parse_qs(url.query, keep_blank_values=True),
+                        "body": body,
+                        "at": time.time(),
+                    }
                 )
-            if endpoint is None:
+            if found is None or endpoint is None:
                 self._send(404, {"detail": "Not Found"})
+                return
+            if method != found[1]:
+                self._send(405, {"detail": "Method Not Allowed"}, headers={"Allow": found[1]})
                 return
             if state.api_key is not None and self.headers.get("xi-api-key") != state.api_key:
                 self._send(
@@ -146,21 +203,14 @@ def make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
             fault = state.take_fault(endpoint)
             if fault is not None and self._apply_fault(fault, endpoint, body):
                 return
-            self._answer(endpoint, body)
+            self._send(*self._answer(endpoint, body))
 
-        def _answer(self, endpoint: str, body: Any) -> None:
+        def _answer(self, endpoint: str, body: Any) -> tuple[int, Any]:
+            url = urlparse(self.path)
+            found = route(url.path)
             with state.lock:
-                if endpoint == "subscription":
-                    self._send(200, state.subscription())
-                    return
-                if endpoint == "character_stats":
-                    self._send(*character_stats(state, parse_qs(urlparse(self.path).query)))
-                    return
-                if not isinstance(body, dict):
-                    self._send(400, {"detail": {"code": "invalid_json", "message": "bad body"}})
-                    return
-                status, answer = usage_answer(state, body, cost=endpoint == "cost_usage")
-            self._send(status, answer)
+                account = found[2] if found else None
+                return respond(state, endpoint, body, parse_qs(url.query), account)
 
         def _apply_fault(self, fault: Fault, endpoint: str, body: Any) -> bool:
             if fault.delay:
@@ -177,18 +227,26 @@ def make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
                     content_type="text/html",
                 )
                 return True
-            if fault.action in ("truncate", "drop_column", "reorder", "extra_column", "nulls"):
-                with state.lock:
-                    answer = (
-                        state.subscription()
-                        if endpoint == "subscription"
-                        else usage_answer(state, body)[1]
-                    )
+            if fault.action in (
+                "truncate",
+                "drop_column",
+                "reorder",
+                "extra_column",
+                "nulls",
+                "drift",
+            ):
+                status, normal = self._answer(endpoint, body)
+                if status != 200:
+                    self._send(status, normal)
+                    return True
                 if fault.action == "truncate":
-                    data = json.dumps(answer).encode()
+                    data = json.dumps(normal).encode()
                     self._send(200, None, raw=data[: len(data) // 2])
                     return True
-                self._send(200, _distort(answer, fault.action))
+                if fault.action == "drift":
+                    self._send(200, drift(normal, fault.drift or {}))
+                    return True
+                self._send(200, _distort(normal, fault.action))
                 return True
             if fault.status is not None:
                 raw = fault.body.encode() if fault.body is not None else None
@@ -232,3 +290,33 @@ def _distort(answer: dict[str, Any], action: str) -> dict[str, Any]:
         index = columns.index("product_type_label")
         return {"columns": columns, "rows": [[*r[:index], None, *r[index + 1 :]] for r in rows]}
     return answer
+
+
+def drift(answer: Any, spec: dict[str, Any]) -> Any:
+    """A copy of any answer drifted as ``spec`` says, for tests that prove a check fails.
+
+    ``drop``: dotted paths to delete (list items by index, e.g. ``"rows.0.2"``);
+    ``set``: dotted path -> new value; ``rename_columns``: table column -> new name.
+    """
+    drifted = copy.deepcopy(answer)
+
+    def parent(path: str) -> tuple[Any, str | int]:
+        *steps, last = path.split(".")
+        node = drifted
+        for step in steps:
+            node = node[int(step)] if isinstance(node, list) else node[step]
+        return node, int(last) if isinstance(node, list) else last
+
+    for path in spec.get("drop", []):
+        node, key = parent(path)
+        if isinstance(node, dict):
+            node.pop(key, None)  # a field the answer does not have is already dropped
+        else:
+            del node[key]
+    for path, value in spec.get("set", {}).items():
+        node, key = parent(path)
+        node[key] = value
+    renames = spec.get("rename_columns", {})
+    if renames and isinstance(drifted, dict) and isinstance(drifted.get("columns"), list):
+        drifted["columns"] = [renames.get(c, c) for c in drifted["columns"]]
+    return drifted

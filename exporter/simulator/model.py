@@ -35,6 +35,8 @@ PRODUCTS: dict[str, tuple[float, str]] = {
 PRODUCT_INDEX = {name: i for i, name in enumerate(PRODUCTS)}
 MODELS = ("eleven_multilingual_v2", "eleven_flash_v2_5", "eleven_turbo_v2_5", "scribe_v1")
 USERS = ("ada", "grace", "linus", "margaret", "ken", "barbara")
+# hashed_xi_api_key values: every credit is spent through one of these service-account keys.
+API_KEYS = ("k_3f9a", "k_81c2", "k_e07d")
 SOURCES = ("api", "web", "sdk")
 REGIONS = ("us", "eu")
 # Dimensions the simulator can group by, and the display column the API appends for them.
@@ -91,6 +93,36 @@ def full_hour(product: int, hour: int, seed: int = 0) -> float:
     return sum(full_minute(product, m, seed) for m in range(start, start + 60))
 
 
+def dimension_value(name: str, product: int, minute: int, seed: int = 0, voices: int = 40) -> str:
+    """The value of one dimension for a product's minute (see :meth:`SimState.dimension`)."""
+    u = unit(seed, product, minute, DIMENSIONS.index(name) + 101)
+    if name == "voice_id":
+        return f"voice{int(voices * u**3):04d}"  # a few voices carry most usage
+    if name == "model":
+        return MODELS[int(len(MODELS) * u)]
+    if name == "user_id":
+        return f"u_{USERS[int(len(USERS) * u**2)]}"
+    if name == "hashed_xi_api_key":
+        return API_KEYS[int(len(API_KEYS) * u)]
+    if name == "request_source":
+        return SOURCES[int(len(SOURCES) * u)]
+    return REGIONS[int(len(REGIONS) * u)]
+
+
+@lru_cache(maxsize=65536)
+def hour_split(
+    name: str, product: int, hour: int, seed: int = 0, voices: int = 40
+) -> tuple[tuple[str, float], ...]:
+    """Final credits of one product in one UTC hour per value of one dimension."""
+    sums: dict[str, float] = {}
+    for minute in range(hour * 60, hour * 60 + 60):
+        value = full_minute(product, minute, seed)
+        if value:
+            key = dimension_value(name, product, minute, seed, voices)
+            sums[key] = sums.get(key, 0.0) + value
+    return tuple(sorted(sums.items()))
+
+
 def cycle_bounds(now: float) -> tuple[int, int]:
     """The simulated billing cycle ``[start, reset)`` containing ``now``.
 
@@ -122,6 +154,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     action: str | None = None  # "reset", "truncate", "html", "drop_column", "reorder", ...
+    drift: dict[str, Any] | None = None  # action "drift": see handler.drift
 
 
 class SimState:
@@ -153,18 +186,7 @@ class SimState:
     def dimension(self, name: str, product: int, minute: int) -> str:
         """The value of one dimension for a product's minute: all of that minute's
         credits go to one value, so every breakdown adds up to the product total."""
-        u = unit(self.seed, product, minute, DIMENSIONS.index(name) + 101)
-        if name == "voice_id":
-            return f"voice{int(self.voices * u**3):04d}"  # a few voices carry most usage
-        if name == "model":
-            return MODELS[int(len(MODELS) * u)]
-        if name == "user_id":
-            return f"u_{USERS[int(len(USERS) * u**2)]}"
-        if name == "hashed_xi_api_key":
-            return ("k_3f9a", "k_81c2", "k_e07d")[int(3 * u)]
-        if name == "request_source":
-            return SOURCES[int(len(SOURCES) * u)]
-        return REGIONS[int(len(REGIONS) * u)]
+        return dimension_value(name, product, minute, self.seed, self.voices)
 
     @staticmethod
     def display(name: str, value: str) -> str | None:
@@ -248,11 +270,46 @@ class SimState:
         now = self.now()
         return {name: self.credits(i, start, end, now) for i, name in enumerate(self.products)}
 
-    def subscription(self) -> dict[str, Any]:
-        """The subscription body, consistent with the usage data."""
+    def cycle_window(self) -> tuple[int, int]:
+        """``[start, end)`` of the usage counted this billing cycle (whole minutes up to now)."""
+        start, _ = cycle_bounds(self.now())
+        return start - start % 60, int(self.now() // 60) * 60
+
+    def cycle_usage_by(self, name: str) -> dict[str, float]:
+        """Visible credits this billing cycle per value of one dimension (``user_id``,
+        ``hashed_xi_api_key``, ...): the same credits as the subscription's
+        ``character_count``, split the way the usage endpoint splits them."""
         now = self.now()
-        start, reset = cycle_bounds(now)
-        used = sum(self.truth(start - start % 60, int(now // 60) * 60).values())
+        first, last = self.cycle_window()
+        final_before = int(now // 60) - 4  # older minutes are complete: use cached hours
+        sums: dict[str, float] = {}
+
+        def add(key: str, value: float) -> None:
+            sums[key] = sums.get(key, 0.0) + value
+
+        for product in range(len(self.products)):
+            minute = first // 60
+            while minute < last // 60:
+                if minute % 60 == 0 and minute + 60 <= min(last // 60, final_before):
+                    hour = minute // 60
+                    for key, value in hour_split(name, product, hour, self.seed, self.voices):
+                        add(key, value)
+                    for (p, m), delta in self.adjustments.items():
+                        if p == product and minute <= m < minute + 60:
+                            add(self.dimension(name, product, m), delta)
+                    minute += 60
+                    continue
+                value = self.visible_minute(product, minute, now)
+                if value:
+                    add(self.dimension(name, product, minute), value)
+                minute += 1
+        return sums
+
+    def _subscription_fields(self) -> dict[str, Any]:
+        """The fields of the subscription that ``GET /v1/user`` repeats."""
+        now = self.now()
+        _, reset = cycle_bounds(now)
+        used = sum(self.truth(*self.cycle_window()).values())
         limit = 1_000_000.0
         if self.scenario == "quota-nearly-exhausted":
             if self.limit_override is None:
@@ -264,16 +321,64 @@ class SimState:
             "character_count": int(used),
             "character_limit": int(limit),
             "max_credit_limit_extension": 0,
+            "max_character_limit_extension": 0,
             "can_extend_character_limit": False,
+            "allowed_to_extend_character_limit": False,
             "next_character_count_reset_unix": reset,
             "currency": "usd",
             "billing_period": "monthly_period",
             "character_refresh_period": "monthly_period",
             "voice_slots_used": 12,
             "voice_limit": 160,
-            "professional_voice_slots_used": 1,
+            "voice_add_edit_counter": 31,
+            "max_voice_add_edits": 480,
+            # Consolidated billing: the group's workspaces hold 2 between them, this one 1.
+            "professional_voice_slots_used": 2,
+            "professional_voice_slots_used_in_workspace": 1,
             "professional_voice_limit": 2,
+            "can_extend_voice_limit": False,
+            "can_use_instant_voice_cloning": True,
+            "can_use_professional_voice_cloning": True,
             "current_overage": {"amount": "0.00", "currency": "usd"},
+        }
+
+    def subscription(self) -> dict[str, Any]:
+        """The ``GET /v1/user/subscription`` body, consistent with the usage data."""
+        _, reset = cycle_bounds(self.now())
+        return {
+            **self._subscription_fields(),
+            "next_invoice": {
+                "amount_due_cents": 9900,
+                "subtotal_cents": 9900,
+                "tax_cents": 0,
+                "discounts": [],
+                "next_payment_attempt_unix": reset,
+                "payment_intent_statusses": [],
+            },
+            "open_invoices": [],
+            "has_open_invoices": False,
+            "pending_change": None,
+        }
+
+    def user(self) -> dict[str, Any]:
+        """The ``GET /v1/user`` body: the key's user, its workspace and the subscription.
+
+        Only a preview of the key: the full key some older answers carried never
+        appears here (the SDK's model has no such field).
+        """
+        return {
+            "user_id": "u_ada",
+            "workspace_id": "ws_4b2d9e",
+            "subscription": self._subscription_fields(),
+            "is_new_user": False,
+            "can_use_delayed_payment_methods": False,
+            "is_onboarding_completed": True,
+            "is_onboarding_checklist_completed": True,
+            "first_name": "Ada",
+            "is_api_key_hashed": True,
+            "xi_api_key_preview": "sk_...3f9a",
+            "created_at": 1704067200,
+            "seat_type": "workspace_admin",
         }
 
     def take_fault(self, endpoint: str) -> Fault | None:
