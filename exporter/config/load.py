@@ -12,6 +12,7 @@ import yaml
 from exporter.config.model import (
     DEFAULT_BASE_URL,
     DEFAULT_KEY_ENV,
+    DEFAULT_MAX_RESPONSE_BYTES,
     ENV_OVERRIDABLE,
     ENV_PREFIX,
     TOP_KEYS,
@@ -27,8 +28,14 @@ from exporter.config.values import (
     parse_count_from,
     parse_duration,
     parse_int,
+    parse_size,
 )
 from exporter.config.workspace import parse_workspace
+
+# max_response_bytes: below 64 KiB a normal poll's answer would not fit; beyond 1 GiB
+# the cap no longer protects the process.
+MIN_RESPONSE_BYTES = 64 * 1024
+MAX_RESPONSE_BYTES = 1024**3
 
 
 def load_config(
@@ -80,6 +87,12 @@ def load_config(
         raise ConfigError("lookback", "must be a multiple of bucket and at least two buckets")
     count_from = parse_count_from(raw.get("count_from", "billing_cycle"))
     request_timeout = parse_duration(raw.get("request_timeout", 30), "request_timeout")
+    max_response_bytes = parse_size(
+        raw.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
+        "max_response_bytes",
+        MIN_RESPONSE_BYTES,
+        MAX_RESPONSE_BYTES,
+    )
     max_concurrent = parse_int(raw.get("max_concurrent_requests", 4), "max_concurrent_requests", 1)
     max_retries = parse_int(raw.get("max_retries", 2), "max_retries", 0)
 
@@ -134,4 +147,5 @@ def load_config(
         request_timeout=request_timeout,
         max_concurrent_requests=max_concurrent,
         max_retries=max_retries,
+        max_response_bytes=max_response_bytes,
     )

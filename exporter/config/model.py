@@ -26,6 +26,7 @@ ENV_OVERRIDABLE = (
     "request_timeout",
     "max_concurrent_requests",
     "max_retries",
+    "max_response_bytes",
 )
 TOP_KEYS = frozenset((*ENV_OVERRIDABLE, "workspaces"))
 WORKSPACE_KEYS = frozenset(
@@ -67,6 +68,18 @@ GROUP_BY_VALUES = frozenset(
 )
 FILTER_OPERATIONS = frozenset(("in", "not_in", "le", "ge", "lt", "gt", "eq", "neq"))
 DEFAULT_MAX_VALUES = 20  # series per extra dimension; the rest is folded into "other"
+# The largest API answer read (decoded); larger ones are refused as bad_response. Far
+# above any real answer: a poll's largest is a day of minute buckets, a few MiB even
+# with many label sets.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+def format_size(size: int) -> str:
+    """Bytes as the config reads them back: in the largest binary unit that divides them."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
 
 
 class ConfigError(Exception):
@@ -154,6 +167,7 @@ class Config:
     request_timeout: float = 30.0
     max_concurrent_requests: int = 4
     max_retries: int = 2
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def secrets(self) -> list[str]:
         """Every key value, for the log redactor."""
@@ -170,6 +184,7 @@ class Config:
             "request_timeout": f"{self.request_timeout:g}s",
             "max_concurrent_requests": self.max_concurrent_requests,
             "max_retries": self.max_retries,
+            "max_response_bytes": format_size(self.max_response_bytes),
             "workspaces": [
                 {
                     "name": ws.name,
