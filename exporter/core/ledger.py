@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.api.parse import Labels, UsageRow
+from exporter.api.parse import MAX_VALUE, Labels, UsageRow
 from exporter.core.windows import COARSE_SECONDS, Window, coarse_windows, fine_windows, floor_to
 
 
@@ -257,7 +257,17 @@ class Ledger:
 
     @classmethod
     def from_state(cls, data: Mapping[str, Any], *, lookback: int) -> Ledger:
-        """Rebuild a ledger; raise ValueError on anything malformed."""
+        """Rebuild a ledger; raise ValueError on anything malformed or implausible.
+
+        A state file is checked by value, not only by type, since whatever it holds
+        becomes counters: times are whole seconds from 1970 to :data:`MAX_TIME`, the
+        bucket from a second to a week; ``anchor <= settled_until <= covered_until``,
+        no more than the ledger's lookback apart; every bucket held lies between them;
+        every bucket's amounts are finite and from 0 to
+        :data:`~exporter.api.parse.MAX_VALUE` (what an answer may hold), consistent
+        (``last <= hwm``, ``short <= hwm``), and the cycle's sums from 0 to
+        :data:`MAX_TOTAL`.
+        """
         try:
             names = tuple(str(n) for n in data["label_names"])
 
@@ -267,34 +277,67 @@ class Ledger:
                 return tuple(str(x) for x in raw)
 
             cycle_start = data["cycle_start"]
+            pending = data["cycle_pending"]
+            if not isinstance(pending, bool):
+                raise ValueError(f"expected true or false, got {pending!r}")
+            bucket = _int(data["bucket"], 1, MAX_BUCKET)
+            written_lookback = _int(data["lookback"], bucket, MAX_LOOKBACK)
             ledger = cls(
                 anchor=_int(data["anchor"]),
-                bucket=_int(data["bucket"]),
+                bucket=bucket,
                 lookback=lookback,
                 cycle_start=None if cycle_start is None else _int(cycle_start),
                 label_names=names,
-                cycle={labels_of(k): _number(v) for k, v in data["cycle"]},
+                cycle={labels_of(k): _number(v, MAX_TOTAL) for k, v in data["cycle"]},
                 covered_until=_int(data["covered_until"]),
                 settled_until=_int(data["settled_until"]),
-                cycle_pending=bool(data["cycle_pending"]),
+                cycle_pending=pending,
             )
-            for bucket, labels, hwm, short, last in data["live"]:
+            for at, labels, hwm, short, last in data["live"]:
                 entry = _Entry(_number(hwm), _number(short), _number(last))
-                ledger._live.setdefault(_int(bucket), {})[labels_of(labels)] = entry
+                if entry.last > entry.hwm or entry.short > entry.hwm:
+                    raise ValueError(
+                        f"entry inconsistent: hwm {hwm!r}, short {short!r}, last {last!r}"
+                    )
+                at = _int(at)
+                if not ledger.settled_until <= at < ledger.covered_until:
+                    raise ValueError(f"bucket {at} outside the buckets still held")
+                ledger._live.setdefault(at, {})[labels_of(labels)] = entry
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"malformed ledger state: {err}") from None
         if not ledger.anchor <= ledger.settled_until <= ledger.covered_until:
             raise ValueError("malformed ledger state: inconsistent coverage")
+        if ledger.covered_until - ledger.settled_until > written_lookback:
+            raise ValueError("malformed ledger state: more held than its lookback")
         return ledger
 
 
-def _int(value: Any) -> int:
+# Bounds of a plausible ledger state: times (Unix seconds, up to the year 3058), bucket
+# widths (up to a week) and lookbacks (up to a year). Sums over buckets (the cycle
+# gauge, the exported counters) may pass the bound of one bucket: they are bounded at
+# 2^53, where a float stops counting whole credits exactly, far beyond any workspace.
+MAX_TOTAL = float(2**53)
+MAX_TIME = 2**35
+MAX_BUCKET = 7 * 86400
+MAX_LOOKBACK = 366 * 86400
+
+
+def _int(value: Any, low: int = 0, high: int = MAX_TIME) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{value} is out of range ({low} to {high})")
     return value
 
 
-def _number(value: Any) -> float:
+def _number(value: Any, bound: float = MAX_VALUE) -> float:
+    """A plausible amount: finite, from 0 to ``bound`` (by default what one bucket of an
+    answer may hold)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
+    if isinstance(value, int) and not 0 <= value <= bound:
+        raise ValueError(f"{value} is not a plausible amount")  # float() could overflow
+    number = float(value)
+    if not 0 <= number <= bound:  # NaN fails too
+        raise ValueError(f"{number!r} is not a plausible amount")
+    return number

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from exporter.api.parse import Labels
-from exporter.core.ledger import Increments
+from exporter.core.ledger import MAX_TOTAL, Increments
 
 OTHER = "other"
 
@@ -131,10 +131,13 @@ class SeriesRouter:
         }
 
     def restore(self, data: Mapping[str, Any], *, totals: bool = True) -> None:
-        """Load a persisted state; raise ValueError if it does not fit.
+        """Load a persisted state; raise ValueError if it does not fit or is implausible.
 
-        With ``totals`` False only the membership is taken and the totals become the
-        floor of the next add (a reseed, see :meth:`floor_at`).
+        Every total must be finite and from 0 to :data:`~exporter.core.ledger.MAX_TOTAL`
+        (a counter never goes below 0, and no workspace ever used this much), with a
+        label set as wide as the dimensions. With ``totals`` False only the
+        membership is taken and the totals become the floor of the next add (a reseed,
+        see :meth:`floor_at`).
         """
         try:
             if tuple(data["label_names"]) != self.label_names:
@@ -144,14 +147,14 @@ class SeriesRouter:
             def mapping(raw: Any) -> dict[Labels, float]:
                 out = {}
                 for labels, value in raw:
-                    if len(labels) != width or not isinstance(value, int | float):
+                    if not isinstance(labels, list) or len(labels) != width:
                         raise ValueError("malformed entry")
-                    out[tuple(str(x) for x in labels)] = float(value)
+                    out[tuple(str(x) for x in labels)] = _total(value)
                 return out
 
             members = {str(k): {str(v) for v in vs} for k, vs in data["members"].items()}
             total, down = mapping(data["total"]), mapping(data["down"])
-        except (KeyError, TypeError, AttributeError) as err:
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise ValueError(f"malformed router state: {err}") from None
         for name in self.members:
             self.members[name] |= members.get(name, set())
@@ -159,3 +162,14 @@ class SeriesRouter:
             self.total, self.down = total, down
         else:
             self.floor_at(total, down)
+
+
+def _total(value: Any) -> float:
+    """A persisted counter value, if plausible: finite, from 0 to MAX_TOTAL."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"malformed entry: expected a number, got {value!r}")
+    if isinstance(value, int) and not 0 <= value <= MAX_TOTAL:
+        raise ValueError(f"implausible total {value}")  # float() could overflow
+    if not 0 <= float(value) <= MAX_TOTAL:  # NaN fails too
+        raise ValueError(f"implausible total {value!r}")
+    return float(value)
