@@ -298,3 +298,28 @@ def test_character_stats_and_subscription_values_are_bounded_too(value: Any) -> 
         parse_character_stats({"time": [T0 * 1000], "usage": {"All": [value]}})
     with pytest.raises(ApiError):
         parse_subscription({"character_count": value, "character_limit": 10})
+
+
+def frames(error: BaseException) -> list[str]:
+    """The names of the functions whose frames the error (and its context) keeps."""
+    names = []
+    seen: BaseException | None = error
+    while seen is not None:
+        tb = seen.__traceback__
+        while tb is not None:
+            names.append(tb.tb_frame.f_code.co_name)
+            tb = tb.tb_next
+        seen = seen.__context__
+    return names
+
+
+async def test_a_refused_answer_is_not_kept_alive_by_its_error() -> None:
+    """The client keeps its last error (and the poll loop too, until the next poll): it
+    holds no frame that held the refused answer's bytes, nor the parser's."""
+    stream = Stream([b"[" + b" " * 65535] * 400)
+    client, http = client_for(lambda request: httpx.Response(200, stream=stream))
+    async with http:
+        with pytest.raises(ApiError) as caught:
+            await client.usage(T0, T0 + 600, 60)
+    assert client.last_error is caught.value
+    assert not {"read_capped", "decode_now", "_exchange"} & set(frames(caught.value))

@@ -83,7 +83,9 @@ async def read_capped(response: httpx.Response, cap: int, *, truncate: bool = Fa
         if len(piece) > room or wire > cap:
             if truncate:
                 return bytes(body + piece[:room])
-            raise BodyTooLargeError(max(wire, len(body) + len(piece)), cap)
+            size = max(wire, len(body) + len(piece))
+            body.clear()  # the error's traceback keeps this frame: not its megabytes
+            raise BodyTooLargeError(size, cap)
         body += piece
     if inflater is not None:
         room = cap - len(body)

@@ -118,8 +118,11 @@ class ElevenLabsClient:
                 if wait is not None and not retry_fits(sum(spent), wait, self._timeout):
                     wait = None
                 if wait is None:
+                    # The error outlives the poll (last_error): drop the frames it holds,
+                    # which may hold a refused answer's bytes.
+                    err.__traceback__ = err.__context__ = None
                     self.last_error = err
-                    raise
+                    raise err
                 spent.append(wait)
                 await self._sleep(wait)
 
