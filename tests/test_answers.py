@@ -323,3 +323,17 @@ async def test_a_refused_answer_is_not_kept_alive_by_its_error() -> None:
             await client.usage(T0, T0 + 600, 60)
     assert client.last_error is caught.value
     assert not {"read_capped", "decode_now", "_exchange"} & set(frames(caught.value))
+
+
+async def test_a_redirect_is_not_followed_so_the_key_never_reaches_another_host() -> None:
+    """A 302 to another host ends the request (``client_error``); the key is sent once,
+    to the configured host only."""
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(302, headers={"location": "https://elsewhere.test/steal"})
+
+    err = await usage_error(handler)
+    assert err.reason == "client_error"
+    assert hosts == ["api.example.test"]
