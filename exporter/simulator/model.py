@@ -122,6 +122,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     action: str | None = None  # "reset", "truncate", "html", "drop_column", "reorder", ...
+    pad_bytes: int = 0  # usage answers padded with zero-credit rows to about this size
 
 
 class SimState:
