@@ -11,6 +11,7 @@ import json
 import os
 import zlib
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from typing import Any
 
 import httpx
@@ -243,6 +244,26 @@ async def test_the_worker_gives_the_same_rows_and_the_same_errors() -> None:
     assert "not JSON" in str(broken)
     assert absurd.reason == "bad_response"
     assert "plausible" in str(absurd)
+
+
+class NoProcesses(Executor):
+    """Where no process can be started."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        raise OSError("cannot start a process")
+
+
+class Starved(AnswerDecoder):
+    def _executor(self) -> Executor | None:
+        return NoProcesses() if self._offload else None
+
+
+async def test_without_a_worker_large_answers_are_parsed_in_place() -> None:
+    """If no worker process can be started, large answers are parsed in place rather
+    than refused, and no further start is attempted."""
+    decoder = Starved(inline_bytes=10)
+    assert await decoder.decode(b"[" + b" " * 100 + b"]", worker_pid, "usage", 200) == os.getpid()
+    assert decoder._executor() is None
 
 
 def test_results_come_back_in_pieces_no_larger_than_chunk() -> None:

@@ -13,9 +13,10 @@ The result comes back pickled with every long list and dict cut into pieces of
 lock for more than about a millisecond, however many rows the answer had.
 
 The worker process is started on the first large answer and kept (one process,
-``spawn``ed, so it shares no threads or locks with the exporter). If it cannot be
-started or dies, large answers are parsed in place or refused as ``bad_response``;
-the next large answer starts a new worker.
+``spawn``ed, so it shares no threads or locks with the exporter). Where no worker can
+be started at all (no ``/dev/shm``, no process limit left), large answers are parsed
+in place, as small ones are. A worker that dies while parsing (killed for its memory)
+fails that answer as ``bad_response``; the next large answer starts a new one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import multiprocessing
 import pickle
 import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from io import BytesIO
 from typing import Any, TypeVar
@@ -114,10 +115,11 @@ class AnswerDecoder:
 
     def __init__(self, inline_bytes: int = INLINE_BYTES) -> None:
         self.inline_bytes = inline_bytes
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
         self._offload = True  # False once a worker could not be started
+        self._worked = False  # True once a worker has answered
 
-    def _executor(self) -> ProcessPoolExecutor | None:
+    def _executor(self) -> Executor | None:
         if self._pool is None and self._offload:
             try:
                 self._pool = ProcessPoolExecutor(
@@ -143,9 +145,13 @@ class AnswerDecoder:
             packed = await loop.run_in_executor(pool, _work, body, parse, what, status)
         except (BrokenProcessPool, OSError) as err:
             self.close()  # the next large answer starts a new worker
+            if not self._worked:  # no worker ever ran here: parse in place from now on
+                self._offload = False
+                return decode_now(body, parse, what, status)
             raise ApiError(
                 "bad_response", f"{what}: the parser process failed ({type(err).__name__})"
             ) from None
+        self._worked = True
         result = loads(packed)
         if isinstance(result, _Failure):
             raise ApiError(result.reason, result.message, status=result.status)
