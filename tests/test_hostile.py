@@ -268,7 +268,7 @@ def test_scrapes_stay_fast_while_a_large_answer_parses(
         with ThreadPoolExecutor(32) as pool:
             futures = []
             started = time.monotonic()
-            while time.monotonic() - started < 6 or len(hostile.sent) < 3:
+            while time.monotonic() - started < 4 or len(hostile.sent) < 3:
                 assert time.monotonic() - started < 30, fresh.log()[-3000:]
                 futures.append(pool.submit(arrive, time.monotonic()))
                 time.sleep(0.01)
