@@ -1,6 +1,6 @@
 """Load generator, run as its own process so it never shares the server's GIL.
 
-Two modes, each printing one JSON object on stdout:
+Four modes, each printing one JSON object on stdout:
 
 * ``scrape``: ``--threads`` threads GET one URL back to back for ``--duration``
   seconds, one new TCP connection per request (``Connection: close``), with the
@@ -9,6 +9,11 @@ Two modes, each printing one JSON object on stdout:
 * ``api``: ``--threads`` keep-alive connections replay one steady-state poll against
   the simulated API (the subscription, then two hours of minute buckets) for
   ``--duration`` seconds: the simulator's own capacity, as the exporter would use it.
+* ``burst``: ``--threads`` clients connect at the same instant, one scrape each, for
+  ``--rounds`` rounds: what a crowd of scrapers waits (the listen backlog at work).
+* ``arrivals``: a scrape starts every ``--interval`` seconds for ``--duration``
+  seconds whether or not the previous ones were answered, as scrapers arrive; reports
+  each scrape's wall-clock start and latency, to line them up with the exporter's log.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 # What Prometheus 2.x/3.x sends by default when scraping a target.
@@ -86,7 +92,7 @@ def one_scrape(host: str, port: int, request: bytes, timeout: float) -> tuple[fl
     return elapsed, status, len(raw) - header_end - 4 if header_end >= 0 else 0
 
 
-def run_scrapes(url: str, threads: int, duration: float, plain: bool) -> dict[str, float]:
+def run_scrapes(url: str, threads: int, duration: float, plain: bool) -> dict[str, Any]:
     """Scrape ``url`` from ``threads`` threads for ``duration`` seconds."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -203,18 +209,94 @@ def run_api(url: str, threads: int, duration: float, api_key: str) -> dict[str, 
     return _summary(tally, time.perf_counter() - began)
 
 
+def run_bursts(url: str, clients: int, rounds: int) -> dict[str, Any]:
+    """``clients`` scrapes starting at the same instant, ``rounds`` times."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = scrape_request(host, port, parts.path or "/", plain=False)
+    tally = Tally()
+    worst: list[float] = []
+    began = time.perf_counter()
+    for _ in range(rounds):
+        gate = threading.Barrier(clients)
+        round_tally = Tally()
+
+        def worker(gate: threading.Barrier = gate, into: Tally = round_tally) -> None:
+            gate.wait()
+            try:
+                elapsed, status, size = one_scrape(host, port, request, 30.0)
+            except OSError:
+                into.merge([], [], 1)
+                return
+            into.merge([elapsed], [size], 0 if status == 200 else 1)
+
+        workers = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(60)
+        worst.append(max(round_tally.latencies, default=0.0))
+        tally.merge(round_tally.latencies, round_tally.sizes, round_tally.errors)
+        time.sleep(0.2)
+    summary: dict[str, Any] = dict(_summary(tally, time.perf_counter() - began))
+    summary["rounds"] = rounds
+    summary["worst_round_max_ms"] = [round(w * 1000, 1) for w in worst]
+    return summary
+
+
+def run_arrivals(url: str, threads: int, duration: float, interval: float) -> dict[str, Any]:
+    """A scrape every ``interval`` seconds, answered or not, for ``duration`` seconds."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = scrape_request(host, port, parts.path or "/", plain=False)
+    scrapes: list[tuple[float, float]] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def one(at: float) -> None:
+        nonlocal errors
+        try:
+            elapsed, status, _ = one_scrape(host, port, request, 30.0)
+        except OSError:
+            status, elapsed = 0, 0.0
+        with lock:
+            if status == 200:
+                scrapes.append((at, elapsed))
+            else:
+                errors += 1
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        began = time.perf_counter()
+        for index in range(MAX_REQUESTS_PER_THREAD):
+            due = began + index * interval
+            if due - began >= duration:
+                break
+            time.sleep(max(0.0, due - time.perf_counter()))
+            pool.submit(one, time.time())
+    return {"errors": errors, "scrapes": sorted(scrapes)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one measurement and print its JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["scrape", "api"])
+    parser.add_argument("mode", choices=["scrape", "api", "burst", "arrivals"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--plain", action="store_true", help="no Accept or gzip headers")
     parser.add_argument("--api-key", default="demo")
+    parser.add_argument("--rounds", type=int, default=5, help="bursts (burst mode)")
+    parser.add_argument("--interval", type=float, default=0.01, help="seconds (arrivals)")
     args = parser.parse_args(argv)
+    result: dict[str, Any]
     if args.mode == "scrape":
         result = run_scrapes(args.url, args.threads, args.duration, args.plain)
+    elif args.mode == "burst":
+        result = run_bursts(args.url, args.threads, args.rounds)
+    elif args.mode == "arrivals":
+        result = run_arrivals(args.url, args.threads, args.duration, args.interval)
     else:
         result = run_api(args.url, args.threads, args.duration, args.api_key)
     print(json.dumps(result))

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 import inprocess
+import pressure
 import prometheus_client
 from procs import (
     PYTHON,
@@ -53,7 +54,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import cycle_bounds
 
-SECTIONS = ("requests", "week", "startup", "scrape", "memory", "cycle")
+SECTIONS = ("requests", "week", "startup", "scrape", "memory", "cycle", "hostile")
 SLOW_API_DELAY = 5.0
 CYCLE_API_DELAY = 0.05
 POLL_INTERVAL = 60.0
@@ -104,6 +105,7 @@ class Report:
     history: list[dict[str, Any]] = field(default_factory=list)
     startup: dict[str, Any] | None = None
     cycle: dict[str, Any] | None = None
+    hostile: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -212,6 +214,7 @@ class Bench:
             ("scrape", self.scrape),
             ("memory", self.memory),
             ("cycle", self.poll_cycle),
+            ("hostile", self.hostile),
         ]
         for name, step in steps:
             if name in self.options.sections:
@@ -219,6 +222,14 @@ class Bench:
                 step()
                 progress(f"{name}: done in {time.monotonic() - started:.0f}s")
         return self.report
+
+    # 7. A burst of scrapers, and scrapes while large answers parse -------------------
+
+    def hostile(self) -> None:
+        progress("hostile: a burst of 64 scrapers, and scrapes while 15 MiB answers parse")
+        self.report.hostile = pressure.measure(
+            self.procs, self.sim, self.path, self.options.duration
+        )
 
     # 4. Requests vs history (in-process) -----------------------------------------
 
@@ -623,7 +634,7 @@ class Target:
 
 
 def targets(report: Report) -> list[Target]:
-    """The five targets, judged on this run's figures."""
+    """The seven targets, judged on this run's figures."""
     out: list[Target] = []
     scrape = min(report.scrape, key=lambda s: abs(s["series"] - 1000), default=None)
     if scrape is not None:
@@ -684,6 +695,28 @@ def targets(report: Report) -> list[Target]:
         )
     else:
         out.append(Target("one poll cycle over 1,000 workspaces ≤ 45 s", "-", None))
+    burst_name = f"{pressure.BURST_CLIENTS} scrapers connecting at once all answered < 1 s"
+    parse_name = "median scrape latency < 5 ms while 15 MiB answers parse"
+    if report.hostile is not None:
+        h = report.hostile
+        worst = max(h["burst"]["worst_round_max_ms"], default=0.0)
+        out.append(
+            Target(
+                f"{burst_name} (slowest of {h['burst']['rounds']} bursts; p50 in brackets)",
+                f"{worst:,.0f} ms ({h['burst']['p50_ms']:,.0f} ms)",
+                worst < 1000 and not h["burst"]["errors"],
+            )
+        )
+        out.append(
+            Target(
+                f"{parse_name} (idle in brackets)",
+                f"{h['during_median_ms']:.1f} ms ({h['idle_median_ms']:.1f} ms)",
+                h["during_scrapes"] > 0 and h["during_median_ms"] < 5,
+            )
+        )
+    else:
+        out.append(Target(burst_name, "-", None))
+        out.append(Target(parse_name, "-", None))
     return out
 
 
@@ -714,6 +747,8 @@ def render(report: Report, options: Options) -> str:
         lines += _render_startup(report.startup)
     if report.cycle is not None:
         lines += _render_cycle(report.cycle, options)
+    if report.hostile is not None:
+        lines += _render_hostile(report.hostile)
     lines += [f"- {note}" for note in report.notes]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -864,6 +899,30 @@ def _render_cycle(c: dict[str, Any], options: Options) -> list[str]:
         f"| RSS after the cycle | {_mb(c['rss_kib'])} |",
         f"| median usage poll duration (semaphore waits included) "
         f"| {_f(c['usage_poll_s_median'])} s |",
+        "",
+    ]
+
+
+def _render_hostile(h: dict[str, Any]) -> list[str]:
+    burst = h["burst"]
+    rounds = ", ".join(f"{ms:,.0f}" for ms in burst["worst_round_max_ms"])
+    return [
+        "### A burst of scrapers, and scrapes while large answers parse",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| {pressure.BURST_CLIENTS} clients connecting at once, {burst['rounds']} times: "
+        f"p50 / p99 / slowest | {_f(burst['p50_ms'])} / {_f(burst['p99_ms'])} / "
+        f"{_f(burst['max_ms'])} ms |",
+        f"| slowest scrape of each burst | {rounds} ms |",
+        f"| scrapes arriving every 10 ms, API answering normally: median | "
+        f"{_f(h['idle_median_ms'])} ms |",
+        f"| usage polls reading and parsing a 15 MiB answer (median duration) | "
+        f"{h['parse_polls']} ({_f(h['parse_poll_s'], 2)} s) |",
+        f"| scrapes arriving during those polls: count, median / p99 / slowest | "
+        f"{h['during_scrapes']}, {_f(h['during_median_ms'])} / {_f(h['during_p99_ms'])} / "
+        f"{_f(h['during_max_ms'])} ms |",
+        f"| failed scrapes | {h['errors']} |",
         "",
     ]
 

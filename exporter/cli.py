@@ -118,12 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except UsageError as err:
         return _fail(str(err))
-    try:
-        config = load_config(args.config_file, os.environ, demo=args.demo)
-        web_config = load_web_config(args.web_config_file) if args.web_config_file else None
-        ssl_context = web_config.ssl_context() if web_config else None
-    except ConfigError as err:
-        return _fail(str(err))
+    # Flags first, then the files they name: a flag mistake is reported as such even
+    # when the config (or a missing key) would fail too.
     try:
         host, port = parse_listen_address(args.listen_address)
     except ValueError as err:
@@ -135,21 +131,30 @@ def main(argv: list[str] | None = None) -> int:
             f"flag error: --demo.scenario: unknown scenario {args.demo_scenario!r}; "
             f"choose from {', '.join(SCENARIOS)}"
         )
+    shard = None
     if args.shard is not None:
         try:
-            index, count = parse_shard(args.shard)
+            shard = parse_shard(args.shard)
         except ValueError as err:
             return _fail(f"flag error: --shard: {err}")
-        mine = set(select([ws.name for ws in config.workspaces], index, count))
-        config = dataclasses.replace(
-            config, workspaces=tuple(ws for ws in config.workspaces if ws.name in mine)
-        )
     if not args.telemetry_path.startswith("/") or args.telemetry_path in (
         "/",
         "/healthz",
         "/readyz",
     ):
         return _fail("flag error: --web.telemetry-path: must be a path like /metrics")
+    try:
+        config = load_config(args.config_file, os.environ, demo=args.demo)
+        web_config = load_web_config(args.web_config_file) if args.web_config_file else None
+        ssl_context = web_config.ssl_context() if web_config else None
+    except ConfigError as err:
+        return _fail(str(err))
+    if shard is not None:
+        index, count = shard
+        mine = set(select([ws.name for ws in config.workspaces], index, count))
+        config = dataclasses.replace(
+            config, workspaces=tuple(ws for ws in config.workspaces if ws.name in mine)
+        )
 
     if args.config_check:
         described = (demo_config(config, "") if args.demo else config).describe()

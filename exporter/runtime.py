@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from exporter import __version__
 from exporter.api.backoff import RetryPolicy
 from exporter.api.client import ElevenLabsClient
+from exporter.api.decode import AnswerDecoder
 from exporter.api.keys import KeyProvider
 from exporter.config import Config
 from exporter.core.snapshot import SnapshotStore
@@ -81,7 +82,7 @@ async def serve(
         snapshots, character_stats=any(ws.character_stats for ws in config.workspaces)
     )
     state = StateStore(config.state_file, log)
-    state.load()
+    state.load(ws.name for ws in config.workspaces)
     try:
         app = make_app(
             registry,
@@ -110,6 +111,7 @@ async def serve(
     )
 
     limits = httpx.Limits(max_connections=config.max_concurrent_requests * 2)
+    decoder = AnswerDecoder()  # large answers are parsed in one worker process
     async with httpx.AsyncClient(timeout=config.request_timeout, limits=limits) as http:
         limiter = asyncio.Semaphore(config.max_concurrent_requests)
         # Only as many workspaces seed at once as can have requests in flight: the others
@@ -126,6 +128,9 @@ async def serve(
                 telemetry=telemetry,
                 limiter=limiter,
                 retry=RetryPolicy(max_retries=config.max_retries),
+                timeout=config.request_timeout,
+                max_response_bytes=config.max_response_bytes,
+                decoder=decoder,
             )
             loops.append(
                 workspace_loop(
@@ -147,6 +152,7 @@ async def serve(
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+    decoder.close()
     state.flush()
     server.stop()
     log.info("stopped")

@@ -70,10 +70,19 @@ def test_tiny_benchmark_produces_a_well_formed_report(tmp_path: Path) -> None:
 
     targets = found["Targets"]
     assert targets[0] == ["target", "measured", "result"]
-    assert len(targets) == 6
+    assert len(targets) == 8
     assert all(row[2] in ("PASS", "FAIL", "not run") for row in targets[1:])
-    # Measured here: throughput, latency and history; memory and the cycle were not run.
-    assert [row[2] != "not run" for row in targets[1:]] == [True, True, False, True, False]
+    # Measured here: throughput, latency and history; memory, the cycle and the hostile
+    # section were not run.
+    assert [row[2] != "not run" for row in targets[1:]] == [
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+        False,
+    ]
 
     scrape = next(rows for name, rows in found.items() if name.startswith("/metrics"))
     header, body = scrape[0], scrape[1:]

@@ -130,7 +130,8 @@ def test_defaults_without_a_file_watch_one_workspace_named_default(tmp_path: Pat
         config.recent,
         config.reread_interval,
         config.subscription_interval,
-    ) == (60.0, 7200, 60, None, 30.0, 64, 2, True, 600, 600, 300.0)
+        config.max_response_bytes,
+    ) == (60.0, 7200, 60, None, 30.0, 64, 2, True, 600, 600, 300.0, 16 * 1024 * 1024)
     (ws,) = config.workspaces
     assert ws.name == "default"
     assert ws.api_key.reveal() == KEY
@@ -208,6 +209,7 @@ def test_demo_needs_no_key_and_configures_no_workspace(tmp_path: Path) -> None:
         ("request_timeout", "30s", "10s", "request_timeout", 10.0),
         ("max_concurrent_requests", "4", "9", "max_concurrent_requests", 9),
         ("max_retries", "2", "0", "max_retries", 0),
+        ("max_response_bytes", "16MiB", "1MiB", "max_response_bytes", 1024**2),
     ],
 )
 def test_environment_overrides_the_file(
@@ -304,6 +306,12 @@ def test_an_unreadable_file_is_a_config_file_error(tmp_path: Path) -> None:
         ("max_concurrent_requests: 2.5\n", "max_concurrent_requests", "whole number"),
         ("max_retries: -1\n", "max_retries", "at least 0"),
         ("max_retries: true\n", "max_retries", "whole number"),
+        ("max_response_bytes: lots\n", "max_response_bytes", "expected a size"),
+        ("max_response_bytes: 16 MiBs\n", "max_response_bytes", "expected a size"),
+        ("max_response_bytes: 1.5MiB\n", "max_response_bytes", "expected a size"),
+        ("max_response_bytes: true\n", "max_response_bytes", "expected a size"),
+        ("max_response_bytes: 1KiB\n", "max_response_bytes", "from 64KiB to 1GiB"),
+        ("max_response_bytes: 2GiB\n", "max_response_bytes", "from 64KiB to 1GiB"),
     ],
 )
 def test_bad_top_level_values_name_the_key(
@@ -712,6 +720,7 @@ def test_describe_shows_the_effective_values(tmp_path: Path) -> None:
         "recent": "600s",
         "reread_interval": "600s",
         "subscription_interval": "300s",
+        "max_response_bytes": "16MiB",
         "workspaces": [
             {
                 "name": "plain",
@@ -740,8 +749,31 @@ def test_described_top_level_values_load_back_to_the_same_config(tmp_path: Path)
     config = load(
         tmp_path,
         "poll_interval: 1h30m\nlookback: 6h\nbucket: 5m\ncount_from: 2026-02-01\n"
-        "state_file: /data/state.json\nrequest_timeout: 45s\nmax_retries: 5\n",
+        "state_file: /data/state.json\nrequest_timeout: 45s\nmax_retries: 5\n"
+        "max_response_bytes: 20MB\n",
     )
     top = {k: v for k, v in config.describe().items() if k != "workspaces"}
     again = load(tmp_path, yaml.safe_dump(top))
     assert dataclasses.replace(again, workspaces=config.workspaces) == config
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("max_response_bytes: 1048576\n", 1024**2),
+        ("max_response_bytes: '1048576'\n", 1024**2),
+        ("max_response_bytes: 512KiB\n", 512 * 1024),
+        ("max_response_bytes: 32 MiB\n", 32 * 1024**2),
+        ("max_response_bytes: 20MB\n", 20_000_000),
+        ("max_response_bytes: 1GiB\n", 1024**3),
+    ],
+)
+def test_max_response_bytes_takes_bytes_or_a_size_with_a_unit(
+    tmp_path: Path, text: str, expected: int
+) -> None:
+    """The answer cap is a whole number of bytes or a size in KiB, MiB, GiB (or KB, MB,
+    GB), from 64 KiB to 1 GiB; describe() prints it in the largest unit that divides it."""
+    config = load(tmp_path, text)
+    assert config.max_response_bytes == expected
+    again = load(tmp_path, f"max_response_bytes: '{config.describe()['max_response_bytes']}'\n")
+    assert again.max_response_bytes == expected

@@ -35,6 +35,13 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--nope"], "--nope", "unknown flag"),
         (["--demo", "--nope=1"], "--nope", "unknown flag"),
         (["--config.file"], "--config.file", "expected one argument"),
+        # The exporter's own checks, made before the config is read: no key is set here,
+        # and the flag mistake is what gets reported.
+        (["--web.listen-address", "nope"], "--web.listen-address", "expected host:port"),
+        (["--shard", "5/3"], "--shard", ""),
+        (["--shard", "x"], "--shard", ""),
+        (["--web.telemetry-path", "metrics"], "--web.telemetry-path", "a path like"),
+        (["--demo", "--demo.scenario", "nope"], "--demo.scenario", "unknown scenario"),
         # report
         (["report", "--format", "xml", "--since", "1d"], "--format", "invalid choice: 'xml'"),
         (["report", "--since", "1d", "--nope"], "--nope", "unknown flag"),
@@ -46,6 +53,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["backfill"], "--since", "required"),
         (["backfill", "--since", "2d", "--label"], "--label", "expected one argument"),
         (["backfill", "--s", "2d"], "--s", "ambiguous"),
+        (["backfill", "--since", "2d", "--step", "0"], "--step", "expected a duration"),
+        (["report", "--since", "1d", "--until", "nonsense"], "--until", "cannot read"),
     ],
 )
 def test_flag_mistakes_are_one_line_naming_the_flag(args: list[str], flag: str, why: str) -> None:
@@ -58,6 +67,23 @@ def test_flag_mistakes_are_one_line_naming_the_flag(args: list[str], flag: str, 
     assert result.stderr.startswith(f"flag error: {flag}: "), result.stderr
     assert why in result.stderr
     assert "usage:" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backfill", "--since", "2d", "--until", "1d"],
+        ["report", "--since", "1d"],
+        ["--web.listen-address", "127.0.0.1:0"],
+    ],
+)
+def test_a_config_mistake_after_good_flags_is_one_line_too(args: list[str]) -> None:
+    """With good flags but no workspace configured, one line naming the config key: no
+    note or usage printed before it."""
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("config error: workspaces: "), result.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["report"], ["backfill"]])

@@ -208,3 +208,19 @@ async def test_state_file_is_valid_json_with_a_version(
     assert data["format"] == "elevenlabs-exporter-state"
     assert data["version"] == STATE_VERSION == 2
     assert data["workspaces"]["main"]["base_url"] == sim.url
+
+
+async def test_large_answers_parsed_in_the_worker_count_exactly(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """Usage answers padded to 2 MiB with zero-credit rows (parsed in the worker process,
+    above the 256 KiB inline limit) give exactly the counters of plain answers."""
+    from exporter.simulator import Fault
+
+    poller = sim_poller(sim, http)
+    sim.state.faults.append(Fault(endpoint="usage", times=-1, pad_bytes=2 * 1024 * 1024))
+    assert await poller.poll_once()
+    advance(sim, 120)
+    assert await poller.poll_once()
+    sim.state.faults.clear()
+    assert counters(poller) == truth(sim)

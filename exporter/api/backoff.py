@@ -7,6 +7,18 @@ lockstep). A wait longer than ``cap`` is not spent inside the poll: the poller w
 it out before its next poll instead. Auth, permission and malformed answers are not
 retried within a poll; the next poll tries again at the normal interval, because
 keys get fixed.
+
+Every request has a deadline of ``request_timeout`` for the whole answer (see the
+client), and its retries share a deadline too, the *poll deadline*: twice
+``request_timeout`` from the request's first attempt, counting only time spent on
+attempts and retry waits (not time queued behind ``max_concurrent_requests``). A
+retry is made only if its wait plus a whole ``request_timeout`` still ends before that
+deadline. So a request that timed out is never retried within the poll, a hung or
+dripping API costs a workspace one ``request_timeout`` per poll (not one per
+attempt), while fast failures (a 503 in milliseconds, a 429 asking for a few
+seconds) are still retried. A poll of many requests (seeding a cycle) may run longer
+than the deadline as long as its requests keep succeeding: the deadline bounds how
+long a poll can stall, not how much it can read.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from dataclasses import dataclass
 from exporter.api.errors import ApiError
 
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "network"})
+POLL_DEADLINE_TIMEOUTS = 2  # the poll deadline, in request timeouts
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,12 @@ class RetryPolicy:
         if error.retry_after is not None:
             return error.retry_after if error.retry_after <= self.cap else None
         return rng.uniform(0.0, min(self.cap, self.base * 2 ** (attempt - 1)))
+
+
+def retry_fits(spent: float, wait: float, timeout: float) -> bool:
+    """Whether a retry after ``wait`` seconds could finish before the poll deadline,
+    ``spent`` seconds of attempts and waits after the request began."""
+    return spent + wait + timeout <= POLL_DEADLINE_TIMEOUTS * timeout
 
 
 def next_poll_delay(

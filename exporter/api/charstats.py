@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from exporter.api.parse import bad, label_value, to_epoch_seconds, to_number
+from exporter.api.parse import bad, label_value, to_amount, to_epoch_seconds, to_number
 
 # aggregation_interval names for bucket sizes, sent alongside aggregation_bucket_size.
 _INTERVAL_NAMES = {3600: "hour", 86400: "day", 604800: "week"}
@@ -32,7 +32,9 @@ def parse_character_stats(body: Any) -> Series:
     Read defensively: times may be milliseconds (as documented), seconds or ISO
     strings; values may be numbers or numeric strings, null is 0; keys (products,
     ``All``, anything new) pass through as they are, an empty key as ``unknown``. A
-    list whose length differs from ``time`` cannot be lined up: ``bad_response``.
+    list whose length differs from ``time`` cannot be lined up, and a value that is not
+    a plausible amount (see :mod:`exporter.api.parse`) rejects the answer: both are
+    ``bad_response``.
     """
     if not isinstance(body, dict):
         raise bad("character_stats: expected a JSON object")
@@ -54,7 +56,7 @@ def parse_character_stats(body: Any) -> Series:
         if name in series:
             raise bad(f"character_stats: usage key {name!r} appears twice")
         series[name] = [
-            (stamp, 0.0 if value is None else to_number(value, f"character_stats: {name}"))
+            (stamp, 0.0 if value is None else to_amount(value, f"character_stats: {name}"))
             for stamp, value in zip(stamps, values, strict=True)
         ]
     return series

@@ -1,30 +1,43 @@
 """The only code that talks to ElevenLabs: typed answers or typed errors.
 
 One client per workspace. Every request is counted and timed, every failure is
-classified by :mod:`exporter.errors`, and a shared semaphore caps how many requests
-are in flight across all workspaces (ElevenLabs limits concurrency, not rate).
+classified by :mod:`exporter.api.errors`, and a shared semaphore caps how many
+requests are in flight across all workspaces (ElevenLabs limits concurrency, not
+rate). Nothing the API sends can hold the exporter or fill its memory: each request
+has a deadline for the whole answer (``request_timeout``), answers are read up to a
+cap (``max_response_bytes``), and large ones are parsed off the serving threads
+(:mod:`exporter.api.decode`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import httpx
 
 from exporter import __version__
-from exporter.api.backoff import RetryPolicy
+from exporter.api.backoff import RetryPolicy, retry_fits
+from exporter.api.body import (
+    ACCEPT_ENCODING,
+    ERROR_BODY_BYTES,
+    BodyTooLargeError,
+    BodyUnreadableError,
+    read_capped,
+)
 from exporter.api.charstats import character_stats_query, parse_character_stats
+from exporter.api.decode import AnswerDecoder
 from exporter.api.errors import ApiError, classify_response, classify_transport
 from exporter.api.parse import (
     Subscription,
     UsageRow,
     UsageTable,
+    parse_cost_usage,
     parse_subscription,
     parse_usage,
 )
@@ -36,6 +49,9 @@ from exporter.api.paths import (
 )
 
 USER_AGENT = f"elevenlabs-exporter/{__version__}"
+DEFAULT_TIMEOUT = 30.0  # seconds for a whole request: connect, headers and body
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # 16 MiB, decoded
+T = TypeVar("T")
 
 
 class RequestObserver(Protocol):
@@ -62,6 +78,9 @@ class ElevenLabsClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        decoder: AnswerDecoder | None = None,
     ) -> None:
         self.workspace = workspace
         self._base_url = base_url.rstrip("/")
@@ -73,52 +92,108 @@ class ElevenLabsClient:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._timeout = timeout
+        self._max_bytes = max_response_bytes
+        self._decoder = decoder or AnswerDecoder()
         self.last_error: ApiError | None = None
 
     async def _request(
-        self, endpoint: str, method: str, path: str, body: dict[str, Any] | None = None
-    ) -> Any:
-        """One call, retried within the poll as the retry policy allows."""
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        body: dict[str, Any] | None = None,
+    ) -> T:
+        """One call, retried within the poll as the retry policy and the poll's deadline
+        allow (see :mod:`exporter.api.backoff`)."""
         attempt = 0
+        spent: list[float] = []  # seconds of each attempt and wait so far
         while True:
             try:
-                return await self._attempt(endpoint, method, path, body)
+                return await self._attempt(endpoint, method, path, body, parse, spent)
             except ApiError as err:
                 attempt += 1
                 wait = self._retry.delay(attempt, err, self._rng)
+                if wait is not None and not retry_fits(sum(spent), wait, self._timeout):
+                    wait = None
                 if wait is None:
+                    # The error outlives the poll (last_error): drop the frames it holds,
+                    # which may hold a refused answer's bytes.
+                    err.__traceback__ = err.__context__ = None
                     self.last_error = err
-                    raise
+                    raise err
+                spent.append(wait)
                 await self._sleep(wait)
 
     async def _attempt(
-        self, endpoint: str, method: str, path: str, body: dict[str, Any] | None
-    ) -> Any:
-        headers = {"xi-api-key": self._api_key(), "user-agent": USER_AGENT}
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        parse: Callable[[Any], T],
+        spent: list[float],
+    ) -> T:
+        headers = {
+            "xi-api-key": self._api_key(),
+            "user-agent": USER_AGENT,
+            "accept-encoding": ACCEPT_ENCODING,
+        }
         async with self._limiter:
             started = time.perf_counter()
             try:
-                response = await self._http.request(
-                    method, self._base_url + path, json=body, headers=headers
+                status, content, answer_headers = await self._exchange(
+                    endpoint, method, path, body, headers
                 )
-            except httpx.HTTPError as exc:
-                error = classify_transport(exc)
-                self._observe(endpoint, "error", started)
-                raise error from None
-            self._observe(endpoint, str(response.status_code), started)
-        if not 200 <= response.status_code < 300:
-            raise classify_response(
-                response.status_code, response.content, response.headers, self._clock()
-            )
+            except ApiError as err:
+                self._observe(endpoint, err.status_label, started)
+                raise
+            finally:
+                spent.append(time.perf_counter() - started)
+            self._observe(endpoint, str(status), started)
+        if not 200 <= status < 300:
+            raise classify_response(status, content, answer_headers, self._clock())
+        return await self._decoder.decode(content, parse, endpoint, status)
+
+    async def _exchange(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes, httpx.Headers]:
+        """Send one request and read its answer, all within ``request_timeout``.
+
+        The deadline covers connecting, the headers and the whole body: httpx's own
+        timeouts apply to each read, so an answer dripping a byte at a time would
+        otherwise never time out. A successful answer is read up to
+        ``max_response_bytes`` and refused beyond it, unread; of an error answer only
+        the first 64 KiB are read, for its code and message.
+        """
         try:
-            return json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
-            snippet = " ".join(response.content[:80].decode("utf-8", "replace").split())
+            async with (
+                asyncio.timeout(self._timeout),
+                self._http.stream(
+                    method, self._base_url + path, json=body, headers=headers
+                ) as response,
+            ):
+                status = response.status_code
+                ok = 200 <= status < 300
+                try:
+                    content = await read_capped(
+                        response, self._max_bytes if ok else ERROR_BODY_BYTES, truncate=not ok
+                    )
+                except (BodyTooLargeError, BodyUnreadableError) as err:
+                    raise ApiError("bad_response", f"{endpoint}: {err}", status=status) from None
+                return status, content, response.headers
+        except TimeoutError:
             raise ApiError(
-                "bad_response",
-                f"{endpoint}: answer is not JSON: {snippet!r}",
-                status=response.status_code,
+                "timeout", f"no complete answer within request_timeout ({self._timeout:g}s)"
             ) from None
+        except httpx.HTTPError as exc:
+            raise classify_transport(exc) from None
 
     def _observe(self, endpoint: str, code: str, started: float) -> None:
         if self._telemetry is not None:
@@ -158,8 +233,10 @@ class ElevenLabsClient:
         }
         if filters:
             body["filters"] = [dict(f) for f in filters]
-        answer = await self._request("usage", "POST", USAGE_PATH, body)
-        return parse_usage(answer, group_by, start=start, end=end, interval=interval)
+        parse = functools.partial(
+            parse_usage, group_by=tuple(group_by), start=start, end=end, interval=interval
+        )
+        return await self._request("usage", "POST", USAGE_PATH, parse, body)
 
     async def cost_usage(
         self, start: int, end: int, interval: int, group_by: Sequence[str] = ("product_type",)
@@ -175,19 +252,14 @@ class ElevenLabsClient:
             "interval_seconds": interval,
             "group_by": list(group_by),
         }
-        answer = await self._request("usage", "POST", COST_USAGE_PATH, body)
-        window = {"start": start, "end": end, "interval": interval}
-        cost = parse_usage(
-            answer, group_by, value_columns=("total_cost",), value_unit=None, **window
+        parse = functools.partial(
+            parse_cost_usage, group_by=tuple(group_by), start=start, end=end, interval=interval
         )
-        count = parse_usage(
-            answer, group_by, value_columns=("total_charge_count",), value_unit=None, **window
-        )
-        return cost.rows, count.rows
+        return await self._request("usage", "POST", COST_USAGE_PATH, parse, body)
 
     async def subscription(self) -> Subscription:
         """The workspace's subscription: credits used and limit, reset time, tier."""
-        return parse_subscription(await self._request("subscription", "GET", SUBSCRIPTION_PATH))
+        return await self._request("subscription", "GET", SUBSCRIPTION_PATH, parse_subscription)
 
     async def character_stats(
         self, start_ms: int, end_ms: int, metric: str, bucket_seconds: int, breakdown: str
@@ -196,4 +268,4 @@ class ElevenLabsClient:
         (Unix ms): values per breakdown key and bucket start (Unix ms)."""
         query = character_stats_query(start_ms, end_ms, metric, bucket_seconds, breakdown)
         path = f"{CHARACTER_STATS_PATH}?{urlencode(query)}"
-        return parse_character_stats(await self._request("character_stats", "GET", path))
+        return await self._request("character_stats", "GET", path, parse_character_stats)

@@ -3,7 +3,15 @@
 Tables are read by column name, never by position: the API appends display columns
 and may reorder them. Numbers may arrive as strings, timestamps as ISO strings or
 epoch seconds or milliseconds, enums as values nobody documented. Anything that
-cannot be read raises :class:`~exporter.errors.ApiError` with reason ``bad_response``.
+cannot be read raises :class:`~exporter.api.errors.ApiError` with reason
+``bad_response``.
+
+Amounts (credits, cost, charges, requests, characters, seconds) must be plausible: a
+finite number from 0 to :data:`MAX_VALUE` (10^12) per bucket, after adding up the
+rows of one bucket. A bucket cannot have used less than nothing: the API revises a
+bucket by answering a smaller value for it later, never with a negative row. One
+implausible value rejects the whole answer, so a poll applies all or nothing, and
+the counters built from accepted values stay finite however long they add up.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ Labels = tuple[str, ...]
 UNKNOWN = "unknown"
 _TIME_COLUMNS = ("timestamp", "time", "bucket_start", "start_time", "interval_start", "date")
 _CREDIT_COLUMNS = ("credits_used", "credits")
+# The largest amount accepted per bucket (and per subscription field): far beyond any
+# real workspace (a trillion credits), far below where float sums lose their meaning.
+MAX_VALUE = 1e12
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +97,14 @@ def to_number(value: Any, what: str) -> float:
         raise bad(f"{what}: expected a number, got {type(value).__name__}")
     if not math.isfinite(number):
         raise bad(f"{what}: not a finite number")
+    return number
+
+
+def to_amount(value: Any, what: str) -> float:
+    """A plausible amount: a finite number from 0 to :data:`MAX_VALUE`."""
+    number = to_number(value, what)
+    if not 0 <= number <= MAX_VALUE:
+        raise bad(f"{what}: {number:g} is not a plausible amount (0 to {MAX_VALUE:g})")
     return number
 
 
@@ -194,10 +213,12 @@ def parse_usage(
         if not start <= bucket < end:
             continue
         credits_cell = row[credit_index]
-        credits = 0.0 if credits_cell is None else to_number(credits_cell, "credits")
+        credits = 0.0 if credits_cell is None else to_amount(credits_cell, value_columns[0])
         labels = tuple(label_value(row[i]) for i in group_indexes)
         key = (bucket, labels)
-        totals[key] = totals.get(key, 0.0) + credits
+        total = totals[key] = totals.get(key, 0.0) + credits
+        if total > MAX_VALUE:
+            raise bad(f"usage: {value_columns[0]} of one bucket add up beyond {MAX_VALUE:g}")
         for name, index in displays.items():
             shown = row[index]
             if isinstance(shown, str) and shown:
@@ -206,12 +227,25 @@ def parse_usage(
     return UsageTable(rows_out, names)
 
 
+def parse_cost_usage(
+    body: Any, group_by: Sequence[str], *, start: int, end: int, interval: int
+) -> tuple[list[UsageRow], list[UsageRow]]:
+    """The cost table of a workspace billed in currency: the rows of ``total_cost`` and
+    of ``total_charge_count``, both read from the same answer."""
+    window = {"start": start, "end": end, "interval": interval}
+    cost = parse_usage(body, group_by, value_columns=("total_cost",), value_unit=None, **window)
+    count = parse_usage(
+        body, group_by, value_columns=("total_charge_count",), value_unit=None, **window
+    )
+    return cost.rows, count.rows
+
+
 def _optional_number(body: dict[str, Any], name: str) -> float | None:
     value = body.get(name)
     if value is None:
         return None
     try:
-        return to_number(value, name)
+        return to_amount(value, name)
     except ApiError:
         return None
 
@@ -233,8 +267,8 @@ def parse_subscription(body: Any) -> Subscription:
     return Subscription(
         tier=str(body.get("tier") or UNKNOWN),
         status=str(body.get("status") or UNKNOWN),
-        credits_used=to_number(body["character_count"], "character_count"),
-        credits_limit=to_number(body["character_limit"], "character_limit"),
+        credits_used=to_amount(body["character_count"], "character_count"),
+        credits_limit=to_amount(body["character_limit"], "character_limit"),
         reset_at=reset_at,
         currency=_optional_str(body, "currency"),
         billing_period=_optional_str(body, "billing_period"),

@@ -12,6 +12,7 @@ import yaml
 from exporter.config.model import (
     DEFAULT_BASE_URL,
     DEFAULT_KEY_ENV,
+    DEFAULT_MAX_RESPONSE_BYTES,
     ENV_OVERRIDABLE,
     ENV_PREFIX,
     TOP_KEYS,
@@ -29,8 +30,14 @@ from exporter.config.values import (
     parse_count_from,
     parse_duration,
     parse_int,
+    parse_size,
 )
 from exporter.config.workspace import parse_workspace
+
+# max_response_bytes: below 64 KiB a normal poll's answer would not fit; beyond 1 GiB
+# the cap no longer protects the process.
+MIN_RESPONSE_BYTES = 64 * 1024
+MAX_RESPONSE_BYTES = 1024**3
 
 
 def load_config(
@@ -94,6 +101,12 @@ def load_config(
     )
     count_from = parse_count_from(raw.get("count_from", "billing_cycle"))
     request_timeout = parse_duration(raw.get("request_timeout", 30), "request_timeout")
+    max_response_bytes = parse_size(
+        raw.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
+        "max_response_bytes",
+        MIN_RESPONSE_BYTES,
+        MAX_RESPONSE_BYTES,
+    )
     max_concurrent = parse_int(raw.get("max_concurrent_requests", 64), "max_concurrent_requests", 1)
     max_retries = parse_int(raw.get("max_retries", 2), "max_retries", 0)
     current_bucket = parse_bool(raw.get("current_bucket", True), "current_bucket")
@@ -159,4 +172,5 @@ def load_config(
         recent=int(recent),
         reread_interval=int(reread),
         subscription_interval=subscription_interval,
+        max_response_bytes=max_response_bytes,
     )

@@ -31,6 +31,7 @@ ENV_OVERRIDABLE = (
     "recent",
     "reread_interval",
     "subscription_interval",
+    "max_response_bytes",
 )
 TOP_KEYS = frozenset((*ENV_OVERRIDABLE, "workspaces"))
 WORKSPACE_KEYS = frozenset(
@@ -73,6 +74,18 @@ GROUP_BY_VALUES = frozenset(
 )
 FILTER_OPERATIONS = frozenset(("in", "not_in", "le", "ge", "lt", "gt", "eq", "neq"))
 DEFAULT_MAX_VALUES = 20  # series per extra dimension; the rest is folded into "other"
+# The largest API answer read (decoded); larger ones are refused as bad_response. Far
+# above any real answer: a poll's largest is a day of minute buckets, a few MiB even
+# with many label sets.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+def format_size(size: int) -> str:
+    """Bytes as the config reads them back: in the largest binary unit that divides them."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
 
 
 class ConfigError(Exception):
@@ -165,6 +178,7 @@ class Config:
     recent: int = 600  # seconds re-read every poll
     reread_interval: int = 600  # seconds between re-reads of the whole lookback
     subscription_interval: float = 300.0  # seconds between subscription polls
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def secrets(self) -> list[str]:
         """Every key value, for the log redactor."""
@@ -185,6 +199,7 @@ class Config:
             "recent": f"{self.recent}s",
             "reread_interval": f"{self.reread_interval}s",
             "subscription_interval": f"{self.subscription_interval:g}s",
+            "max_response_bytes": format_size(self.max_response_bytes),
             "workspaces": [
                 {
                     "name": ws.name,

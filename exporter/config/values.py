@@ -1,4 +1,4 @@
-"""Parsers for single config values: durations, numbers, URLs, dates, key files.
+"""Parsers for single config values: durations, sizes, numbers, URLs, dates, key files.
 
 Each raises :class:`~exporter.config.model.ConfigError` naming the key it read.
 """
@@ -12,10 +12,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from exporter.config.model import ConfigError
+from exporter.config.model import ConfigError, format_size
 
 _DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE_RE = re.compile(r"(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?")
+_UNIT_BYTES = {
+    None: 1,
+    "B": 1,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+}
 
 
 def parse_duration(value: object, key: str) -> float:
@@ -42,6 +53,22 @@ def parse_duration(value: object, key: str) -> float:
     if seconds <= 0:
         raise ConfigError(key, "must be greater than zero")
     return seconds
+
+
+def parse_size(value: object, key: str, minimum: int, maximum: int) -> int:
+    """Bytes from a whole number or a size like "16MiB", "512KiB" or "20MB"."""
+    expected = f"expected a size like 16MiB or 512KiB, got {value!r}"
+    if isinstance(value, bool):
+        raise ConfigError(key, expected)
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE_RE.fullmatch(value.strip())):
+        size = int(match.group(1)) * _UNIT_BYTES[match.group(2)]
+    else:
+        raise ConfigError(key, expected)
+    if not minimum <= size <= maximum:
+        raise ConfigError(key, f"must be from {format_size(minimum)} to {format_size(maximum)}")
+    return size
 
 
 def parse_count_from(value: object) -> datetime | None:

@@ -37,6 +37,7 @@ class Counted:
     ) -> Increments:
         """Apply one poll's rows to the ledger and add what they contribute."""
         increments = self.ledger.apply(plan, revisable, settled, cycle_only, history)
+        _clamp_drift(self.ledger.cycle)
         # Values earn their own series by their credits this cycle (else this poll's).
         ranking = self.ledger.cycle if self.ledger.cycle_known else increments.used
         self.router.add(increments, ranking)
@@ -55,3 +56,16 @@ class Counted:
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state of both halves."""
         return {"ledger": self.ledger.to_state(), "router": self.router.to_state()}
+
+
+def _clamp_drift(cycle: dict[Labels, float]) -> None:
+    """Set cycle sums that floating-point drift took below zero back to 0.
+
+    The ledger keeps the cycle gauge by adding each revision's difference, and float
+    addition is not associative: a bucket of 1e12 and one of 0.1 both revised to 0
+    leave about -2e-5, not 0. A sum of usage is never below zero, and a state file
+    holding one is refused as implausible, so drift is cut off where it arises.
+    """
+    for labels, value in cycle.items():
+        if value < 0:
+            cycle[labels] = 0.0

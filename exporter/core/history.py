@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.core.bounds import MAX_TOTAL, amount
+
 HOUR = 3600
 WEEK = 7 * 86400
 # The windows of elevenlabs_window_credits_used: label value to seconds.
@@ -105,9 +107,8 @@ class History:
 
 
 def _numbers(values: Iterable[Any]) -> list[float]:
-    out = []
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"malformed history: {value!r} is not a number")
-        out.append(float(value))
-    return out
+    """An hour's sums, each plausible (see :mod:`exporter.core.bounds`)."""
+    try:
+        return [amount(value, MAX_TOTAL) for value in values]
+    except ValueError as err:
+        raise ValueError(f"malformed history: {err}") from None

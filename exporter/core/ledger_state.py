@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from exporter.api.parse import Labels
+from exporter.core.bounds import MAX_BUCKET, MAX_LOOKBACK, MAX_TOTAL, amount, whole
 from exporter.core.history import History
 from exporter.core.ledger import Ledger
 from exporter.core.live import Live
@@ -57,7 +58,15 @@ def ledger_from_state(
     read_current: bool = False,
     keep_history: bool = False,
 ) -> Ledger:
-    """Rebuild a ledger; raise ValueError on anything malformed.
+    """Rebuild a ledger; raise ValueError on anything malformed or implausible.
+
+    A state file is checked by value (:mod:`exporter.core.bounds`), since whatever it
+    holds becomes counters: times within bounds, the bucket from a second to a week;
+    ``settled_until <= covered_until``, with the anchor at or before what is held
+    (or, for a ledger keeping the window history, up to a lookback after it), no
+    more than twice the ledger's lookback apart; every held bucket between them and
+    on the grid; every amount finite and from 0 to what one bucket may hold,
+    consistent (``last <= hwm``, ``short <= hwm``); the cycle's sums bounded.
 
     A state without a window history (written before it was kept) resumes with the
     history to be read again from the API.
@@ -71,29 +80,34 @@ def ledger_from_state(
             return tuple(str(x) for x in raw)
 
         cycle_start = data["cycle_start"]
+        pending = data["cycle_pending"]
+        if not isinstance(pending, bool):
+            raise ValueError(f"expected true or false, got {pending!r}")
+        bucket = whole(data["bucket"], 1, MAX_BUCKET)
+        written_lookback = whole(data["lookback"], bucket, MAX_LOOKBACK)
         ledger = Ledger(
-            anchor=_int(data["anchor"]),
-            bucket=_int(data["bucket"]),
+            anchor=whole(data["anchor"]),
+            bucket=bucket,
             lookback=lookback,
-            cycle_start=None if cycle_start is None else _int(cycle_start),
+            cycle_start=None if cycle_start is None else whole(cycle_start),
             label_names=names,
-            cycle={labels_of(k): _number(v) for k, v in data["cycle"]},
-            covered_until=_int(data["covered_until"]),
-            settled_until=_int(data["settled_until"]),
-            cycle_pending=bool(data["cycle_pending"]),
+            cycle={labels_of(k): amount(v, MAX_TOTAL) for k, v in data["cycle"]},
+            covered_until=whole(data["covered_until"]),
+            settled_until=whole(data["settled_until"]),
+            cycle_pending=pending,
             read_current=read_current,
             keep_history=keep_history,
         )
         if keep_history and data.get("history") is not None:
             ledger.history = History.from_state(data["history"])
             gap = data.get("history_gap")
-            ledger.history_gap = None if gap is None else (_int(gap[0]), _int(gap[1]))
+            ledger.history_gap = None if gap is None else (whole(gap[0]), whole(gap[1]))
         live = data["live"]
         if isinstance(live, list):  # one entry per bucket and label set (version 1)
             for bucket, labels, hwm, short, last in live:
-                _put(ledger, _int(bucket), labels_of(labels), hwm, short, last)
+                _put(ledger, whole(bucket), labels_of(labels), hwm, short, last)
         else:
-            if _int(live["base"]) != ledger.settled_until:
+            if whole(live["base"]) != ledger.settled_until:
                 raise ValueError("held buckets do not start where the ledger folded")
             for labels, hwms, shorts, lasts in live["series"]:
                 if not len(hwms) == len(shorts) == len(lasts):
@@ -104,30 +118,27 @@ def ledger_from_state(
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"malformed ledger state: {err}") from None
     # A ledger keeping the window history also holds the lookback before its anchor.
-    before_anchor = ledger.settled_until < ledger.anchor and not keep_history
-    if before_anchor or ledger.settled_until > ledger.covered_until:
+    early = ledger.anchor - ledger.settled_until  # held before the anchor
+    if early > (written_lookback + ledger.bucket if keep_history else 0):
         raise ValueError("malformed ledger state: inconsistent coverage")
+    if ledger.settled_until > ledger.covered_until:
+        raise ValueError("malformed ledger state: inconsistent coverage")
+    # Between two full re-reads nothing folds: up to a lookback more is held.
+    if ledger.covered_until - ledger.settled_until > 2 * written_lookback + ledger.bucket:
+        raise ValueError("malformed ledger state: more held than its lookback")
     return ledger
 
 
 def _put(ledger: Ledger, bucket: int, labels: Labels, hwm: Any, short: Any, last: Any) -> None:
-    """Hold one bucket's values, refusing what lies outside the held range."""
-    if not ledger.settled_until <= bucket < max(ledger.covered_until, ledger.settled_until + 1):
+    """Hold one bucket's values, refusing what lies outside the held range or does not
+    add up."""
+    if not ledger.settled_until <= bucket < ledger.covered_until:
         raise ValueError(f"held bucket {bucket} outside what the ledger covers")
-    if bucket % ledger.bucket:
+    if (bucket - ledger.settled_until) % ledger.bucket:
         raise ValueError(f"held bucket {bucket} off the bucket grid")
+    values = amount(hwm), amount(short), amount(last)
+    if values[2] > values[0] or values[1] > values[0]:
+        raise ValueError(f"entry inconsistent: hwm {hwm!r}, short {short!r}, last {last!r}")
     series = ledger._live.of(labels, bucket + ledger.bucket)
     i = ledger._live.index(bucket)
-    series.hwm[i], series.short[i], series.last[i] = _number(hwm), _number(short), _number(last)
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer, got {value!r}")
-    return value
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
+    series.hwm[i], series.short[i], series.last[i] = values

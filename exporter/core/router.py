@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from exporter.api.parse import Labels
+from exporter.core.bounds import MAX_TOTAL
+from exporter.core.bounds import amount as plausible
 from exporter.core.ledger import Increments
 
 OTHER = "other"
@@ -131,10 +133,13 @@ class SeriesRouter:
         }
 
     def restore(self, data: Mapping[str, Any], *, totals: bool = True) -> None:
-        """Load a persisted state; raise ValueError if it does not fit.
+        """Load a persisted state; raise ValueError if it does not fit or is implausible.
 
-        With ``totals`` False only the membership is taken and the totals become the
-        floor of the next add (a reseed, see :meth:`floor_at`).
+        Every total must be finite and from 0 to :data:`~exporter.core.ledger.MAX_TOTAL`
+        (a counter never goes below 0, and no workspace ever used this much), with a
+        label set as wide as the dimensions. With ``totals`` False only the
+        membership is taken and the totals become the floor of the next add (a reseed,
+        see :meth:`floor_at`).
         """
         try:
             if tuple(data["label_names"]) != self.label_names:
@@ -144,14 +149,14 @@ class SeriesRouter:
             def mapping(raw: Any) -> dict[Labels, float]:
                 out = {}
                 for labels, value in raw:
-                    if len(labels) != width or not isinstance(value, int | float):
+                    if not isinstance(labels, list) or len(labels) != width:
                         raise ValueError("malformed entry")
-                    out[tuple(str(x) for x in labels)] = float(value)
+                    out[tuple(str(x) for x in labels)] = plausible(value, MAX_TOTAL)
                 return out
 
             members = {str(k): {str(v) for v in vs} for k, vs in data["members"].items()}
             total, down = mapping(data["total"]), mapping(data["down"])
-        except (KeyError, TypeError, AttributeError) as err:
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
             raise ValueError(f"malformed router state: {err}") from None
         for name in self.members:
             self.members[name] |= members.get(name, set())

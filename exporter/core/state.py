@@ -6,7 +6,9 @@ exported counters; ``cost``: the same for cost-billed workspaces). Written
 atomically (temporary file, fsync, rename, fsync of the directory), so a kill at
 any moment leaves either the old file or the new one. A missing, truncated, corrupt
 or foreign-version file is logged and ignored: the exporter then re-seeds from the
-API, which is slower but exact. Files of format version 1 (where the ledger also
+API, which is slower but exact. So is a record whose numbers are implausible
+(negative, not finite, beyond the bound, inconsistent), and records of workspaces
+the config does not name are not loaded at all. Files of format version 1 (where the ledger also
 kept totals) are read and converted.
 """
 
@@ -17,6 +19,7 @@ import os
 import tempfile
 import threading
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,15 @@ class StateStore:
         self._pieces: dict[str, dict[str, bytes]] = {}  # workspace -> key -> zlib(JSON)
         self._dirty = False
 
-    def load(self) -> None:
-        """Read the file once at start-up; any problem means starting empty."""
+    def load(self, workspaces: Iterable[str] | None = None) -> None:
+        """Read the file once at start-up; any problem means starting empty.
+
+        With ``workspaces`` (the configured names) the records of other workspaces are
+        ignored, with one log line, and left out of the next write: what is held stays
+        bounded by the config, whatever the file holds. The numbers in each record are
+        checked where they are read (the ledger's and the router's ``from_state`` and
+        ``restore``); a record that fails is reseeded from the API, never exported.
+        """
         if self.path is None:
             return
         try:
@@ -68,13 +78,22 @@ class StateStore:
                 expected=STATE_VERSION,
             )
             return
-        workspaces = data.get("workspaces")
-        if isinstance(workspaces, dict):
+        records = data.get("workspaces")
+        if isinstance(records, dict):
             convert = migrate_v1 if data.get("version") == 1 else dict
+            known = None if workspaces is None else set(workspaces)
+            unknown = sorted(str(n) for n in records if known is not None and n not in known)
+            if unknown:
+                self._log.warning(
+                    "state file holds workspaces the config does not name, ignored",
+                    path=str(self.path),
+                    count=len(unknown),
+                    workspaces=unknown[:10],
+                )
             self._loaded = {
                 str(name): convert(state)
-                for name, state in workspaces.items()
-                if isinstance(state, dict)
+                for name, state in records.items()
+                if isinstance(state, dict) and (known is None or name in known)
             }
             self._pieces = {
                 name: {key: _pack(value) for key, value in record.items()}

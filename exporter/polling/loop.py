@@ -114,6 +114,7 @@ class WorkspaceLoop:
             status.ok, status.ran, status.last_error = False, True, err
             status.failures += 1
             self._failed(source, err, started)
+            self.publish()  # up goes to 0 now, not after the round's other sources
             return
         status.last_error = None
         if outcome is None:

@@ -215,6 +215,11 @@ def make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
         def _apply_fault(self, fault: Fault, endpoint: str, body: Any) -> bool:
             if fault.delay:
                 time.sleep(fault.delay)
+            if fault.pad_bytes and endpoint == "usage" and isinstance(body, dict):
+                with state.lock:
+                    status, answer = usage_answer(state, body)
+                self._send(status, None, raw=_padded(answer, fault.pad_bytes))
+                return True
             if fault.action == "reset":
                 self.close_connection = True
                 self.connection.close()
@@ -260,6 +265,23 @@ def make_handler(state: SimState) -> type[BaseHTTPRequestHandler]:
             return False  # a pure delay: answer normally
 
     return Handler
+
+
+def _padded(answer: dict[str, Any], size: int) -> bytes:
+    """A usage table grown to about ``size`` bytes with rows of zero credits in its
+    first row's bucket: as costly to parse as a real answer that large, and the same
+    totals."""
+    rows = answer.get("rows") or []
+    data = json.dumps(answer).encode()
+    if not rows or len(data) >= size:
+        return data
+    index = answer["columns"].index("credits_used")
+    zero = json.dumps([*rows[0][:index], "0", *rows[0][index + 1 :]]).encode()
+    count = (size - len(data)) // (len(zero) + 1)
+    grown = json.dumps(rows).encode()[:-1] + b"," + b",".join([zero] * count) + b"]"
+    marker = '"rows-go-here"'
+    head, tail = json.dumps({**answer, "rows": "rows-go-here"}).encode().split(marker.encode())
+    return head + grown + tail
 
 
 def _distort(answer: dict[str, Any], action: str) -> dict[str, Any]:

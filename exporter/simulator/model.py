@@ -155,6 +155,7 @@ class Fault:
     delay: float = 0.0
     action: str | None = None  # "reset", "truncate", "html", "drop_column", "reorder", ...
     drift: dict[str, Any] | None = None  # action "drift": see handler.drift
+    pad_bytes: int = 0  # usage answers padded with zero-credit rows to about this size
 
 
 class SimState:

@@ -219,16 +219,19 @@ def _run(run: Invocation) -> int:
     if not since.needs_cycle and not until.needs_cycle:
         _, end = resolve_period(since, until, step)
         check_recent(end, until, now)
-    if "instance" not in extra:
-        print(
-            "note: no --label instance=...: the backfilled series will not continue the "
-            "scraped ones (sums over instances still add up)",
-            file=err,
-        )
+    noted = "instance" in extra
 
     async def read(
         client: ElevenLabsClient, ws: WorkspaceConfig, config: Config
     ) -> WorkspaceHistory:
+        nonlocal noted
+        if not noted:  # once the config has loaded: a config error stays one line
+            noted = True
+            print(
+                "note: no --label instance=...: the backfilled series will not continue "
+                "the scraped ones (sums over instances still add up)",
+                file=err,
+            )
         return await read_history(
             client,
             ws,

@@ -19,6 +19,7 @@ import httpx
 
 from exporter.api.backoff import RetryPolicy
 from exporter.api.client import ElevenLabsClient
+from exporter.api.decode import AnswerDecoder
 from exporter.api.errors import ApiError
 from exporter.api.keys import KeyProvider
 from exporter.config import Config, WorkspaceConfig, demo_config, load_config
@@ -68,14 +69,22 @@ def http_client(config: Config) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=config.request_timeout)
 
 
-def make_client(ws: WorkspaceConfig, http: httpx.AsyncClient, config: Config) -> ElevenLabsClient:
-    """A client for one workspace, retrying transient failures as the exporter does."""
+def make_client(
+    ws: WorkspaceConfig,
+    http: httpx.AsyncClient,
+    config: Config,
+    decoder: AnswerDecoder | None = None,
+) -> ElevenLabsClient:
+    """A client for one workspace, with the exporter's retries, deadlines and answer cap."""
     return ElevenLabsClient(
         workspace=ws.name,
         base_url=ws.base_url,
         api_key=KeyProvider(ws),
         http=http,
         retry=RetryPolicy(max_retries=config.max_retries),
+        timeout=config.request_timeout,
+        max_response_bytes=config.max_response_bytes,
+        decoder=decoder,
     )
 
 
@@ -108,13 +117,17 @@ async def for_each_workspace(
     """
     results: list[T] = []
     failed = False
-    async with http_client(config) as http:
-        for ws in chosen:
-            try:
-                results.append(await read(make_client(ws, http, config), ws))
-            except ApiError as exc:
-                print(f"error: {describe_error(ws, exc, config.secrets())}", file=err)
-                failed = True
-                if stop_on_error:
-                    break
+    decoder = AnswerDecoder()
+    try:
+        async with http_client(config) as http:
+            for ws in chosen:
+                try:
+                    results.append(await read(make_client(ws, http, config, decoder), ws))
+                except ApiError as exc:
+                    print(f"error: {describe_error(ws, exc, config.secrets())}", file=err)
+                    failed = True
+                    if stop_on_error:
+                        break
+    finally:
+        decoder.close()
     return results, failed

@@ -27,6 +27,10 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 ReadyCheck = Callable[[], tuple[bool, list[str]]]
 # Seconds a client gets to complete the TLS handshake before it is dropped.
 TLS_HANDSHAKE_TIMEOUT = 10.0
+# Connections the kernel queues until the accept loop takes them (the kernel caps it at
+# net.core.somaxconn). socketserver's default of 5 made the kernel drop connection
+# attempts from a burst of scrapers, which clients retry only after a second.
+LISTEN_BACKLOG = 1024
 
 
 def make_app(
@@ -135,6 +139,7 @@ class _QuietHandler(WSGIRequestHandler):
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
     # Set for HTTPS (--web.config.file). The TLS handshake runs in the request's own
     # thread, not in the accept loop: a client that connects and stalls, or speaks
     # plain HTTP, then fails alone and never delays the next scrape.
