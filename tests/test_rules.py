@@ -352,7 +352,7 @@ def test_thresholds_are_the_contracts_and_live_in_one_rule() -> None:
     assert _thresholds() == CONTRACT_THRESHOLDS
     texts = [r["expr"] for r in _rules() if r.get("record") != THRESHOLD_RULE]
     for name in CONTRACT_THRESHOLDS:
-        reads = f'scalar({THRESHOLD_RULE}{{threshold="{name}"}})'
+        reads = f'scalar(max({THRESHOLD_RULE}{{threshold="{name}"}}))'
         assert any(reads in text for text in texts), name
 
 
@@ -366,7 +366,7 @@ def test_quota_alert_compares_the_share_of_the_allowance_with_its_thresholds() -
     }
     assert quota == {
         sev: "workspace:elevenlabs_credits_used:ratio >= "
-        f'scalar({THRESHOLD_RULE}{{threshold="quota_{sev}_ratio"}})'
+        f'scalar(max({THRESHOLD_RULE}{{threshold="quota_{sev}_ratio"}}))'
         for sev in ("warning", "critical")
     }
 
