@@ -11,7 +11,6 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from contract import ALERT_NAMES, ALERT_SEVERITIES, ALERTS, ENDPOINTS, REASONS
 from prometheus_client import CollectorRegistry
@@ -79,11 +78,6 @@ def test_alert_rules_define_exactly_the_contract_alerts() -> None:
     assert {rule["alert"] for rule in rule_alerts()} == set(ALERT_NAMES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rules are still v1: ElevenLabsExporterDown is critical there, the design's "
-    "v2 table makes it warning (drop this mark when the v2 rules land)",
-)
 def test_alert_rules_carry_the_contract_severities() -> None:
     """Each alert carries exactly the severities of its rows in the design's table."""
     found: dict[str, set[str]] = {}
