@@ -24,7 +24,7 @@ from exporter.core.state import StateStore
 from exporter.log import Redactor
 from exporter.metrics.charstats import CharacterStatsCollector
 from exporter.metrics.cost import CostCollector
-from exporter.metrics.health import HealthCollector
+from exporter.metrics.health import BuildCollector, HealthCollector
 from exporter.metrics.subscription import SubscriptionCollector
 from exporter.metrics.telemetry import Telemetry
 from exporter.metrics.usage import UsageCollector
@@ -49,6 +49,7 @@ def build_registry(
     telemetry = Telemetry(registry)
     for collector in (UsageCollector, CostCollector, SubscriptionCollector, HealthCollector):
         registry.register(collector(snapshots.current))
+    registry.register(BuildCollector())
     if character_stats:
         registry.register(CharacterStatsCollector(snapshots.current))
     return registry, telemetry

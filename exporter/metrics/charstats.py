@@ -8,13 +8,14 @@ of everyone else is unchanged. Never any I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from exporter.metrics.families import Snapshots
+from exporter.core.snapshot import WorkspaceSnapshot
+from exporter.metrics.families import SnapshotCollector
 from exporter.polling.charstats import CharacterStatsPart
 
 # What is exported -----------------------------------------------------------------
@@ -99,37 +100,25 @@ GAUGES = (
 )
 
 
-class CharacterStatsCollector(Collector):
+class CharacterStatsCollector(SnapshotCollector):
     """Fresh families from each opted-in workspace's :class:`CharacterStatsPart`."""
 
-    def __init__(self, source: Snapshots) -> None:
-        self._source = source
+    def tokens(self) -> list[tuple[str, object]]:
+        """Each workspace with its snapshot, by name."""
+        return sorted(super().tokens(), key=lambda item: item[0])
 
-    def describe(self) -> list[Metric]:
-        """Nothing: families are only known at scrape time."""
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield the counters, the gauges and the freshness of every workspace."""
-        parts = [
-            (snap.name, part)
-            for snap in sorted(self._source().values(), key=lambda s: s.name)
-            if (part := snap.part(CharacterStatsPart)) is not None
-        ]
-        for spec in COUNTERS:
-            counter = CounterMetricFamily(
+    def families(self) -> list[Metric]:
+        """The counters, the gauges and the part's own freshness."""
+        counters: list[Metric] = [
+            CounterMetricFamily(
                 spec.name, f"{spec.help} {POLLED}", labels=["workspace", "product_type"]
             )
-            for name, part in parts:
-                for labels, value in sorted(part.counters.get(spec.metric, {}).items()):
-                    counter.add_metric([name, *labels], spec.to_base(value))
-            yield counter
-        for spec in GAUGES:
-            gauge = GaugeMetricFamily(spec.name, f"{spec.help} {POLLED}", labels=["workspace"])
-            for name, part in parts:
-                if spec.metric in part.gauges:
-                    gauge.add_metric([name], spec.to_base(part.gauges[spec.metric]))
-            yield gauge
+            for spec in COUNTERS
+        ]
+        gauges: list[Metric] = [
+            GaugeMetricFamily(spec.name, f"{spec.help} {POLLED}", labels=["workspace"])
+            for spec in GAUGES
+        ]
         last = GaugeMetricFamily(
             "elevenlabs_exporter_character_stats_last_success_timestamp_seconds",
             "Unix time in seconds of the last successful poll of the deprecated "
@@ -137,6 +126,19 @@ class CharacterStatsCollector(Collector):
             "elevenlabs_up to 0.",
             labels=["workspace"],
         )
-        for name, part in parts:
-            last.add_metric([name], part.last_success)
-        yield last
+        return [*counters, *gauges, last]
+
+    def add(self, snap: WorkspaceSnapshot, families: list[Metric]) -> None:
+        """One opted-in workspace's figures, in base units."""
+        part = snap.part(CharacterStatsPart)
+        if part is None:
+            return
+        counters = cast("list[CounterMetricFamily]", families[: len(COUNTERS)])
+        gauges = cast("list[GaugeMetricFamily]", families[len(COUNTERS) :])
+        for spec, counter in zip(COUNTERS, counters, strict=True):
+            for labels, value in sorted(part.counters.get(spec.metric, {}).items()):
+                counter.add_metric([snap.name, *labels], spec.to_base(value))
+        for spec, gauge in zip(GAUGES, gauges, strict=False):
+            if spec.metric in part.gauges:
+                gauge.add_metric([snap.name], spec.to_base(part.gauges[spec.metric]))
+        gauges[-1].add_metric([snap.name], part.last_success)

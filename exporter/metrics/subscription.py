@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import cast
 
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from exporter.metrics.families import POLLED, Snapshots
+from exporter.core.snapshot import WorkspaceSnapshot
+from exporter.metrics.families import POLLED, SnapshotCollector
 from exporter.polling.subscription import SubscriptionPart
 
 
@@ -15,18 +15,11 @@ def _gauge(name: str, help_text: str, labels: list[str] | None = None) -> GaugeM
     return GaugeMetricFamily(name, help_text + " " + POLLED, labels=labels or ["workspace"])
 
 
-class SubscriptionCollector(Collector):
+class SubscriptionCollector(SnapshotCollector):
     """Builds the subscription families from each workspace's :class:`SubscriptionPart`."""
 
-    def __init__(self, source: Snapshots) -> None:
-        self._source = source
-
-    def describe(self) -> list[Metric]:
-        """Nothing: families are only known at scrape time."""
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield the subscription gauges of every workspace whose plan was read."""
+    def families(self) -> list[Metric]:
+        """The plan's credits, limit, cycle, info and voice slots."""
         used = _gauge(
             "elevenlabs_subscription_credits_used",
             "Credits used in the current billing cycle according to the subscription "
@@ -61,26 +54,30 @@ class SubscriptionCollector(Collector):
             "elevenlabs_subscription_professional_voice_slots_limit",
             "Professional voice clone slots the plan allows.",
         )
-        for snap in self._source().values():
-            part = snap.part(SubscriptionPart)
-            if part is None:
-                continue
-            sub = part.subscription
-            used.add_metric([snap.name], sub.credits_used)
-            limit.add_metric([snap.name], sub.credits_limit)
-            if part.cycle_reset is not None:
-                reset.add_metric([snap.name], part.cycle_reset)
-            if part.cycle_length is not None:
-                length.add_metric([snap.name], part.cycle_length)
-            info.add_metric(
-                [snap.name, sub.tier, sub.status, sub.currency or "", sub.billing_period or ""], 1
-            )
-            for family, value in (
-                (voices, sub.voice_slots_used),
-                (voices_limit, sub.voice_limit),
-                (pro, sub.professional_voice_slots_used),
-                (pro_limit, sub.professional_voice_limit),
-            ):
-                if value is not None:
-                    family.add_metric([snap.name], value)
-        yield from (used, limit, reset, length, info, voices, voices_limit, pro, pro_limit)
+        return [used, limit, reset, length, info, voices, voices_limit, pro, pro_limit]
+
+    def add(self, snap: WorkspaceSnapshot, families: list[Metric]) -> None:
+        """One workspace's subscription gauges, once its plan was read."""
+        part = snap.part(SubscriptionPart)
+        if part is None:
+            return
+        gauges = cast("list[GaugeMetricFamily]", families)
+        used, limit, reset, length, info, voices, voices_limit, pro, pro_limit = gauges
+        sub = part.subscription
+        used.add_metric([snap.name], sub.credits_used)
+        limit.add_metric([snap.name], sub.credits_limit)
+        if part.cycle_reset is not None:
+            reset.add_metric([snap.name], part.cycle_reset)
+        if part.cycle_length is not None:
+            length.add_metric([snap.name], part.cycle_length)
+        info.add_metric(
+            [snap.name, sub.tier, sub.status, sub.currency or "", sub.billing_period or ""], 1
+        )
+        for family, value in (
+            (voices, sub.voice_slots_used),
+            (voices_limit, sub.voice_limit),
+            (pro, sub.professional_voice_slots_used),
+            (pro_limit, sub.professional_voice_limit),
+        ):
+            if value is not None:
+                family.add_metric([snap.name], value)
