@@ -24,6 +24,7 @@ from exporter.core.state import StateStore
 from exporter.log import Redactor
 from exporter.metrics.charstats import CharacterStatsCollector
 from exporter.metrics.cost import CostCollector
+from exporter.metrics.exposition import OrderedRegistry
 from exporter.metrics.health import BuildCollector, HealthCollector
 from exporter.metrics.subscription import SubscriptionCollector
 from exporter.metrics.telemetry import Telemetry
@@ -45,7 +46,7 @@ def build_registry(
     here reads them.
     """
     disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
-    registry = CollectorRegistry(auto_describe=False)
+    registry = OrderedRegistry()
     telemetry = Telemetry(registry)
     for collector in (UsageCollector, CostCollector, SubscriptionCollector, HealthCollector):
         registry.register(collector(snapshots.current))

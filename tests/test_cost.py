@@ -64,9 +64,9 @@ async def test_cost_billed_workspace_is_detected_and_counted(
     assert {labels[0]: v for labels, v in part.charges.items() if v} == charges
     errors = [
         s
-        for m in poller.telemetry.poll_errors.collect()
+        for m in poller.telemetry.collector.collect()
         for s in m.samples
-        if s.name.endswith("_total") and s.value
+        if s.name == "elevenlabs_exporter_poll_errors_total" and s.value
     ]
     assert errors == []
 

@@ -290,7 +290,9 @@ def test_scrapes_stay_fast_while_a_large_answer_parses(
         f"max {max(during) * 1000:.1f} ms over {len(during)} scrapes"
     )
     print(figures)
-    assert median < 0.025, figures
+    # A clear difference, not tight timing (a shared machine slows idle scrapes too):
+    # parsing in the serving process made the median some 40 times the idle one.
+    assert median < max(0.025, 8 * idle), figures
 
 
 # A state file that lies --------------------------------------------------------------

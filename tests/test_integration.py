@@ -175,7 +175,7 @@ async def test_failed_poll_keeps_last_values_and_recovers_exactly(
     snapshot = poller.snapshot()
     assert not snapshot.up
     assert counters(poller) == good
-    errors = poller.telemetry.poll_errors.labels("main", "usage", "auth")._value.get()
+    errors = poller.telemetry.poll_errors("main", "usage", "auth")
     assert errors == 1.0
     sim.state.scenario = "normal"
     advance(sim, 3 * 3600)  # longer than the lookback

@@ -323,18 +323,18 @@ class Ledger:
                 for bucket in range(max(window.start, first), window.end, window.interval):
                     i = self._live.index(bucket)
                     value = values.get(bucket, 0.0)
-                    if value != series.last[i] or value > series.hwm[i]:
+                    if value != series.last[i]:
                         self._revise(bucket, labels, series, i, value, out)
 
     def _revise(
         self, bucket: int, labels: Labels, series: Series, i: int, value: float, out: Increments
     ) -> None:
-        hwm, short, last = series.hwm[i], series.short[i], series.last[i]
+        hwm, short, last = series.get(i)
         grown = max(value - hwm, 0.0)
         hwm = max(hwm, value)
         shortfall = hwm - value
         fallen = max(shortfall - short, 0.0)
-        series.hwm[i], series.short[i], series.last[i] = hwm, max(short, shortfall), value
+        series.put(i, hwm, max(short, shortfall), value)
         if bucket >= self.anchor:  # before it: held for the windows only
             out.add(labels, used=grown, down=fallen)
         if self._in_cycle(bucket):

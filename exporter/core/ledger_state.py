@@ -13,7 +13,7 @@ from exporter.api.parse import Labels
 from exporter.core.bounds import MAX_BUCKET, MAX_LOOKBACK, MAX_TOTAL, amount, whole
 from exporter.core.history import History
 from exporter.core.ledger import Ledger
-from exporter.core.live import Live
+from exporter.core.live import Live, Series
 
 
 def ledger_to_state(ledger: Ledger) -> dict[str, Any]:
@@ -45,10 +45,21 @@ def _live_state(live: Live) -> dict[str, Any]:
     return {
         "base": live.base,
         "series": [
-            [list(labels), compact(s.hwm), compact(s.short), compact(s.last)]
+            [list(labels), *(compact(field) for field in _fields(s))]
             for labels, s in sorted(live.series.items())
         ],
     }
+
+
+def _fields(series: Series) -> tuple[list[float], list[float], list[float]]:
+    """The hwm, short and last of every bucket of one series."""
+    hwms, shorts, lasts = [], [], []
+    for i in range(len(series.last)):
+        hwm, short, last = series.get(i)
+        hwms.append(hwm)
+        shorts.append(short)
+        lasts.append(last)
+    return hwms, shorts, lasts
 
 
 def ledger_from_state(
@@ -141,4 +152,4 @@ def _put(ledger: Ledger, bucket: int, labels: Labels, hwm: Any, short: Any, last
         raise ValueError(f"entry inconsistent: hwm {hwm!r}, short {short!r}, last {last!r}")
     series = ledger._live.of(labels, bucket + ledger.bucket)
     i = ledger._live.index(bucket)
-    series.hwm[i], series.short[i], series.last[i] = values
+    series.put(i, *values)

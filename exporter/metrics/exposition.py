@@ -3,7 +3,8 @@
 The data changes only when a poll finishes (snapshots, request telemetry), while
 Prometheus servers, federation and dashboards may scrape far more often. Each format
 (text or OpenMetrics, plain or gzip) is rendered at most once per data version and
-the same bytes are served until the next change.
+the same bytes are served until the next change; and a rendering after one
+workspace's poll re-renders that workspace only (:mod:`exporter.metrics.chunks`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,26 @@ from urllib.parse import parse_qs
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
+from exporter.metrics.chunks import ChunkedExposition
 from exporter.metrics.render import UnsupportedError, fast_format, render
 
 GZIP_LEVEL = 6  # most of the size win at a fraction of level 9's cost
+
+
+class OrderedRegistry(CollectorRegistry):
+    """The exporter's registry: it also keeps its collectors in the order they were
+    registered, which is the order of the exposition, for chunked rendering."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_describe=False)
+        self.collectors: list[Collector] = []
+
+    def register(self, collector: Collector) -> None:
+        """Register ``collector`` and remember it, in order."""
+        super().register(collector)
+        self.collectors.append(collector)
 
 
 class ExpositionCache:
@@ -32,6 +49,8 @@ class ExpositionCache:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, bool], tuple[int, bytes]] = {}
         self.renders = 0
+        collectors = registry.collectors if isinstance(registry, OrderedRegistry) else None
+        self.chunks = ChunkedExposition(collectors, GZIP_LEVEL) if collectors else None
 
     def render(self, accept: str, compress: bool) -> tuple[bytes, str]:
         """The body and content type for an Accept header, gzipped when asked."""
@@ -45,9 +64,17 @@ class ExpositionCache:
             cached = self._cache.get(key)
             if cached is not None and cached[0] == version:
                 return cached[1], content_type
-            body = encode(self._registry, encoder)
-            if compress:
-                body = gzip.compress(body, compresslevel=GZIP_LEVEL)
+            kind = fast_format(encoder)
+            body = b""
+            if self.chunks is not None and kind is not None:
+                try:
+                    body = self.chunks.body(kind == "openmetrics", compress)
+                except UnsupportedError:
+                    body = b""
+            if not body:
+                body = encode(self._registry, encoder)
+                if compress:
+                    body = gzip.compress(body, compresslevel=GZIP_LEVEL)
             self._cache[key] = (version, body)
             self.renders += 1
             return body, content_type

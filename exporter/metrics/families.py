@@ -25,6 +25,13 @@ POLLED = "Values come from the last successful poll of the ElevenLabs API, not f
 Snapshots = Callable[[], Mapping[str, WorkspaceSnapshot]]
 
 
+class Token:
+    """A marker replaced whenever a workspace's samples may have changed (weakly
+    referenceable, so a cache of rendered chunks never keeps it alive)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class WorkspaceCollector(Collector):
     """A collector whose every sample belongs to one workspace (see the module docstring)."""
 

@@ -85,7 +85,7 @@ def label_set(
     them), or ``""`` for none.
 
     ``escape`` lets a caller that sees the same values again and again escape each
-    once (see ``_Names.value``).
+    once (see ``Names.value``).
     """
     if not labels:
         return ""
@@ -122,8 +122,9 @@ def fast_format(encoder: Callable[..., bytes]) -> str | None:
     return None
 
 
-class _Names:
-    """Names checked once, label values escaped once, for one rendering."""
+class Names:
+    """Names checked once, label values escaped once: for one rendering, or for as
+    long as a cache of rendered chunks keeps them (bounded by :meth:`trim`)."""
 
     def __init__(self) -> None:
         self.valid: set[str] = set()
@@ -135,6 +136,11 @@ class _Names:
                 raise UnsupportedError(name)
             self.valid.add(name)
 
+    def trim(self, most: int) -> None:
+        """Forget the escaped values once more than ``most`` are held."""
+        if len(self.escaped) > most:
+            self.escaped.clear()
+
     def value(self, value: str) -> str:
         escaped = self.escaped.get(value)
         if escaped is None:
@@ -145,36 +151,49 @@ class _Names:
 
 def render(families: Iterable[Metric], openmetrics: bool) -> bytes:
     """The exposition of ``families`` in text 0.0.4 or OpenMetrics 1.0.0 format."""
-    names = _Names()
+    names = Names()
     out: list[str] = []
     for metric in families:
-        names.check(metric.name, _LEGACY_METRIC)
-        if openmetrics:
-            out.append(help_line(metric.name, metric.documentation, openmetrics=True))
-            out.append(type_line(metric.name, metric.type))
-            if metric.unit:
-                out.append(f"# UNIT {metric.name} {metric.unit}\n")
-        else:
-            if metric.type not in _TEXT_TYPES:
-                raise UnsupportedError(metric.type)
-            shown = metric.name + "_total" if metric.type == "counter" else metric.name
-            out.append(help_line(shown, metric.documentation, openmetrics=False))
-            out.append(type_line(shown, _TEXT_TYPES[metric.type]))
-        for sample in metric.samples:
-            _check_sample(metric, sample, names, openmetrics)
-            labels = sample.labels
-            keys = sorted(labels)
-            if not names.valid.issuperset(keys):
-                for key in keys:
-                    names.check(key, _LEGACY_LABEL)
-            text = label_set(labels, names.value, keys)
-            out.append(sample_line(sample.name, text, _float_to_go(sample.value)))
+        out.append(family_header(metric, openmetrics, names))
+        out.append(family_samples(metric, openmetrics, names))
     if openmetrics:
         out.append(EOF_LINE)
     return "".join(out).encode("utf-8")
 
 
-def _check_sample(metric: Metric, sample: Any, names: _Names, openmetrics: bool) -> None:
+def family_header(metric: Metric, openmetrics: bool, names: Names) -> str:
+    """The ``# HELP`` and ``# TYPE`` (and ``# UNIT``) lines of one family."""
+    names.check(metric.name, _LEGACY_METRIC)
+    if openmetrics:
+        head = help_line(metric.name, metric.documentation, openmetrics=True)
+        head += type_line(metric.name, metric.type)
+        if metric.unit:
+            head += f"# UNIT {metric.name} {metric.unit}\n"
+        return head
+    if metric.type not in _TEXT_TYPES:
+        raise UnsupportedError(metric.type)
+    shown = metric.name + "_total" if metric.type == "counter" else metric.name
+    return help_line(shown, metric.documentation, openmetrics=False) + type_line(
+        shown, _TEXT_TYPES[metric.type]
+    )
+
+
+def family_samples(metric: Metric, openmetrics: bool, names: Names) -> str:
+    """The sample lines of one family (those of one workspace, for a chunk)."""
+    out: list[str] = []
+    for sample in metric.samples:
+        _check_sample(metric, sample, names, openmetrics)
+        labels = sample.labels
+        keys = sorted(labels)
+        if not names.valid.issuperset(keys):
+            for key in keys:
+                names.check(key, _LEGACY_LABEL)
+        text = label_set(labels, names.value, keys)
+        out.append(sample_line(sample.name, text, _float_to_go(sample.value)))
+    return "".join(out)
+
+
+def _check_sample(metric: Metric, sample: Any, names: Names, openmetrics: bool) -> None:
     if sample.timestamp is not None or sample.exemplar or sample.native_histogram:
         raise UnsupportedError(sample.name)
     if not openmetrics and sample.name in (
