@@ -123,10 +123,17 @@ def run_exporter(
 
 
 def sim_poller(
-    sim: Any, http: Any, state: Any = None, *, workspace: str = "main", **settings: Any
+    sim: Any,
+    http: Any,
+    state: Any = None,
+    *,
+    workspace: str = "main",
+    config: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> Any:
     """A real workspace loop and client polling the in-test simulator over loopback,
-    on the simulator's (frozen) clock. ``settings`` are WorkspaceConfig fields."""
+    on the simulator's (frozen) clock. ``settings`` are WorkspaceConfig fields,
+    ``config`` Config fields."""
     from prometheus_client import CollectorRegistry
 
     from exporter.api.client import ElevenLabsClient
@@ -153,7 +160,7 @@ def sim_poller(
     )
     return workspace_loop(
         ws,
-        Config(workspaces=(ws,)),
+        Config(workspaces=(ws,), **(config or {})),
         client,
         snapshots=SnapshotStore([workspace]),
         telemetry=telemetry,

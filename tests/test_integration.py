@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -224,3 +225,29 @@ async def test_large_answers_parsed_in_the_worker_count_exactly(
     assert await poller.poll_once()
     sim.state.faults.clear()
     assert counters(poller) == truth(sim)
+
+
+@pytest.mark.parametrize("count_from_days", [3, 40])
+async def test_restart_with_state_reads_no_further_back_than_the_lookback(
+    sim: Simulator, http: httpx.AsyncClient, tmp_path: Path, count_from_days: int
+) -> None:
+    """With a fixed count_from (after the cycle start, or long before it), a restart
+    from the state file asks for nothing older than the lookback before the last
+    poll: neither the cycle nor the time before the anchor is read again."""
+    anchor = datetime.fromtimestamp(START - count_from_days * 86400, UTC)
+    state = StateStore(tmp_path / "state.json", LOG)
+    first = sim_poller(sim, http, state, config={"count_from": anchor})
+    assert await first.poll_once()
+    assert state.flush()
+    last_poll = sim.state.now()
+    advance(sim, 600)
+    sim.state.requests.clear()
+    reloaded = StateStore(tmp_path / "state.json", LOG)
+    reloaded.load()
+    second = sim_poller(sim, http, reloaded, config={"count_from": anchor})
+    assert await second.poll_once()
+    starts = [
+        r["body"]["start_time"] // 1000 for r in sim.state.requests if r["endpoint"] == "usage"
+    ]
+    assert starts
+    assert min(starts) >= last_poll - 7200 - 60

@@ -110,12 +110,16 @@ class Ledger:
 
     def __post_init__(self) -> None:
         self.anchor = floor_to(self.anchor, self.bucket)
-        if self.covered_until < 0:
+        fresh = self.covered_until < 0
+        if fresh:
             self.covered_until = self.settled_until = self.anchor
         self._live = Live(self.bucket, self.settled_until)
         if self.cycle_start is not None:
             self.cycle_start = floor_to(self.cycle_start, self.bucket)
-            self.cycle_pending = self.cycle_pending or self.cycle_start < self.anchor
+            # A fresh ledger must read the cycle before its anchor once; a resumed one
+            # says in its state whether that is still to do.
+            if fresh and self.cycle_start < self.anchor:
+                self.cycle_pending = True
 
     @property
     def live_entries(self) -> int:
