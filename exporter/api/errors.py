@@ -124,17 +124,9 @@ def classify_response(status: int, body: bytes, headers: Mapping[str, str], now:
         return ApiError("auth", summary, status=status, code=code)
     if status == 403:
         return ApiError("permission", summary, status=status, code=code)
-    if status == 429:
+    if status == 429 or status >= 500:  # transient: retried, as soon as the API asks
         return ApiError(
-            "rate_limited",
-            summary,
-            status=status,
-            code=code,
-            retry_after=parse_retry_after(headers, now),
-        )
-    if status >= 500:
-        return ApiError(
-            "server_error",
+            "rate_limited" if status == 429 else "server_error",
             summary,
             status=status,
             code=code,
