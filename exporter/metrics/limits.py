@@ -21,9 +21,12 @@ KEY_LABELS = ["workspace", "key_id", "key_name", "service_account", "hashed_xi_a
 GROUP_LABELS = ["workspace", "group_id", "group"]
 KEYS_FROM = (
     "From GET /v1/service-accounts (opt-in per workspace with key_limits: true; at most "
-    "max_keys keys, those nearest their limit). hashed_xi_api_key has the value of the "
-    "label of that name of elevenlabs_cycle_credits_used where the workspace groups by "
-    "hashed_xi_api_key, so the two join on (workspace, hashed_xi_api_key)."
+    "max_keys keys, those nearest their limit)."
+)
+JOIN = (
+    "hashed_xi_api_key has the value of the label of that name of "
+    "elevenlabs_cycle_credits_used where the workspace groups by hashed_xi_api_key, so "
+    "the two join on (workspace, hashed_xi_api_key)."
 )
 GROUPS_FROM = (
     "From GET /v1/workspace/groups (opt-in per workspace with group_limits: true; at most "
@@ -40,7 +43,7 @@ class ApiKeyLimitsCollector(SnapshotCollector):
             GaugeMetricFamily(
                 "elevenlabs_api_key_credits_used",
                 "Credits a service account's API key used in the current billing period "
-                f"(character_count). {KEYS_FROM} {POLLED}",
+                f"(character_count). {JOIN} {KEYS_FROM} {POLLED}",
                 labels=KEY_LABELS,
             ),
             GaugeMetricFamily(
