@@ -38,6 +38,7 @@ CONTRACT_METRICS = frozenset(
         "elevenlabs_api_key_disabled",
         "elevenlabs_group_credits_used",
         "elevenlabs_group_credits_limit",
+        "elevenlabs_group_credits_unlimited",
     }
 )
 HISTOGRAMS = frozenset({"elevenlabs_exporter_api_request_duration_seconds"})
