@@ -181,6 +181,38 @@ async def test_an_odd_count_or_cap_is_left_out_and_never_fails_the_poll(value: A
     assert (second.used, second.limit) == (10.0, 1000.0)
 
 
+def test_an_id_listed_twice_is_exported_once() -> None:
+    """A key in two service accounts, or a group id given by two entries, keeps its first
+    entry: a second sample with the same labels would make Prometheus refuse the scrape."""
+    body = {
+        "service-accounts": [
+            {"name": "a", "api-keys": [key({"character_count": 1})]},
+            {"name": "b", "api-keys": [key({"character_count": 2}), key({"key_id": "key_2"})]},
+        ]
+    }
+    keys = parse_service_accounts(body)
+    assert [(k.key_id, k.service_account, k.used) for k in keys] == [
+        ("key_1", "a", 1.0),
+        ("key_2", "b", 10.0),
+    ]
+    groups = parse_groups(
+        {
+            "x": {"id": "g", "name": "first", "members": []},
+            "y": {"id": "g", "name": "second", "members": []},
+        }
+    )
+    assert [(g.group_id, g.name) for g in groups] == [("g", "first")]
+    snapshots = SnapshotStore(["w"])
+    registry, _ = build_registry(snapshots, key_limits=True, group_limits=True)
+    snapshots.publish(
+        WorkspaceSnapshot.of(
+            "w", ApiKeyLimitsPart(tuple(keys), 3), GroupLimitsPart(tuple(groups), 2)
+        )
+    )
+    lint = promtool_lint(generate_latest(registry).decode())
+    assert (lint.returncode, lint.stdout, lint.stderr) == (0, "", "")
+
+
 def test_underscored_spellings_are_read_too() -> None:
     """Should the API ever send Python's spelling of the keys, it is read the same."""
     body = {"service_accounts": [{"name": "s", "api_keys": [key({})]}]}

@@ -14,7 +14,8 @@ nothing: a missing list, an entry that is not an object), but one odd field neve
 fails it: a count or limit that is missing, not a number or not a plausible amount
 (see :mod:`exporter.api.parse`) is left out (None), so its metric is absent rather
 than wrong, and a key or group without an id is skipped (it could not be told apart
-from the others).
+from the others). An id listed twice keeps its first entry: two samples with the same
+labels would make Prometheus refuse the whole scrape.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def parse_service_accounts(body: Any) -> list[ApiKeyLimit]:
     """Every service account's keys, in the order the API lists them."""
     if not isinstance(body, dict):
         raise bad("service_accounts: expected a JSON object")
-    keys: list[ApiKeyLimit] = []
+    keys: dict[str, ApiKeyLimit] = {}
     for account in _list(body, "service-accounts", "service_accounts"):
         if not isinstance(account, dict):
             raise bad("service_accounts: a service account is not an object")
@@ -112,8 +113,8 @@ def parse_service_accounts(body: Any) -> list[ApiKeyLimit]:
         for raw in _list(account, "api-keys", "service_accounts"):
             key = _key(raw, name)
             if key is not None:
-                keys.append(key)
-    return keys
+                keys.setdefault(key.key_id, key)  # a key listed twice: its first entry
+    return list(keys.values())
 
 
 def _group(raw: Any, fallback_id: str) -> GroupLimit | None:
@@ -148,5 +149,9 @@ def parse_groups(body: Any) -> list[GroupLimit]:
         items = [("", v) for v in body]
     else:
         raise bad("groups: expected a JSON object of groups")
-    groups = [g for key, raw in items if (g := _group(raw, key)) is not None]
-    return sorted(groups, key=lambda g: g.group_id)
+    groups: dict[str, GroupLimit] = {}
+    for key, raw in items:
+        group = _group(raw, key)
+        if group is not None:
+            groups.setdefault(group.group_id, group)  # an id given twice: its first entry
+    return sorted(groups.values(), key=lambda g: g.group_id)
