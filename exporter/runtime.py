@@ -46,7 +46,7 @@ def build_registry(
     """The exporter's own registry: request telemetry, then one collector per source.
 
     The character-stats, key-limits and group-limits collectors only when some
-    workspace opted in. ``_created
+    workspace opted in. ``_created``
     series are switched off: they double the series count and no rule or dashboard
     here reads them.
     """
