@@ -26,6 +26,7 @@ from exporter.metrics.charstats import CharacterStatsCollector
 from exporter.metrics.cost import CostCollector
 from exporter.metrics.exposition import OrderedRegistry
 from exporter.metrics.health import BuildCollector, HealthCollector
+from exporter.metrics.limits import ApiKeyLimitsCollector, GroupLimitsCollector
 from exporter.metrics.subscription import SubscriptionCollector
 from exporter.metrics.telemetry import Telemetry
 from exporter.metrics.usage import UsageCollector
@@ -37,11 +38,16 @@ SHUTDOWN_GRACE = 3.0
 
 
 def build_registry(
-    snapshots: SnapshotStore, *, character_stats: bool = False
+    snapshots: SnapshotStore,
+    *,
+    character_stats: bool = False,
+    key_limits: bool = False,
+    group_limits: bool = False,
 ) -> tuple[CollectorRegistry, Telemetry]:
     """The exporter's own registry: request telemetry, then one collector per source.
 
-    The character-stats collector only when some workspace opted in. ``_created``
+    The character-stats, key-limits and group-limits collectors only when some
+    workspace opted in. ``_created``
     series are switched off: they double the series count and no rule or dashboard
     here reads them.
     """
@@ -53,6 +59,10 @@ def build_registry(
     registry.register(BuildCollector())
     if character_stats:
         registry.register(CharacterStatsCollector(snapshots.current))
+    if key_limits:
+        registry.register(ApiKeyLimitsCollector(snapshots.current))
+    if group_limits:
+        registry.register(GroupLimitsCollector(snapshots.current))
     return registry, telemetry
 
 
@@ -81,7 +91,10 @@ async def serve(
 
     snapshots = SnapshotStore([ws.name for ws in config.workspaces])
     registry, telemetry = build_registry(
-        snapshots, character_stats=any(ws.character_stats for ws in config.workspaces)
+        snapshots,
+        character_stats=any(ws.character_stats for ws in config.workspaces),
+        key_limits=any(ws.key_limits for ws in config.workspaces),
+        group_limits=any(ws.group_limits for ws in config.workspaces),
     )
     state = StateStore(config.state_file, log)
     state.load(ws.name for ws in config.workspaces)

@@ -30,6 +30,15 @@ CONTRACT_METRICS = frozenset(
         "elevenlabs_exporter_api_request_duration_seconds",
         "elevenlabs_exporter_poll_errors_total",
         "elevenlabs_exporter_build_info",
+        # Per-key and per-group credit limits (opt-in per workspace: key_limits,
+        # group_limits), which ElevenLabsAPIKeyCreditLimitNearlyExhausted and
+        # ElevenLabsGroupCreditLimitNearlyExhausted and the dashboard read.
+        "elevenlabs_api_key_credits_used",
+        "elevenlabs_api_key_credits_limit",
+        "elevenlabs_api_key_disabled",
+        "elevenlabs_group_credits_used",
+        "elevenlabs_group_credits_limit",
+        "elevenlabs_group_credits_unlimited",
     }
 )
 HISTOGRAMS = frozenset({"elevenlabs_exporter_api_request_duration_seconds"})
@@ -65,6 +74,10 @@ ALERTS = (
     ("ElevenLabsAPIPollingFailing", "warning"),
     ("ElevenLabsUsageDataStale", "warning"),
     ("ElevenLabsAPIKeyRejected", "critical"),
+    ("ElevenLabsAPIKeyCreditLimitNearlyExhausted", "warning"),
+    ("ElevenLabsAPIKeyCreditLimitNearlyExhausted", "critical"),
+    ("ElevenLabsGroupCreditLimitNearlyExhausted", "warning"),
+    ("ElevenLabsGroupCreditLimitNearlyExhausted", "critical"),
 )
 # Every alert name once, in the table's order.
 ALERT_NAMES = tuple(dict.fromkeys(name for name, _ in ALERTS))

@@ -22,16 +22,26 @@ from typing import Any
 import pytest
 import yaml
 from dashboard_queries import DashboardQuery, dashboard_queries, iter_panels
-from dashboards_support import DASHBOARDS, OVERVIEW_PATH, dashboard_params
+from dashboards_support import DASHBOARDS, OVERVIEW_PATH, ROOT, dashboard_params
 from support import ExporterProcess, free_port, run_exporter
 
 from exporter.simulator import SimState, Simulator
 
 WORKSPACES = ("default", "second")
-# "default" has its own budget and breaks its credits down by voice and model; "second"
-# is the plain case: the plan's limit, products only.
+# "default" has its own budget, breaks its credits down by voice, model and API key, and
+# exports its API keys' and groups' credit limits; "second" is the plain case: the plan's
+# limit, products only.
 BUDGET = 800_000
-GROUP_BY = ["voice_id", "model"]
+GROUP_BY = ["voice_id", "model", "hashed_xi_api_key"]
+# The join docs/limits.md documents: each key's credits this cycle by product, named.
+KEY_JOIN = """\
+  sum by (workspace, hashed_xi_api_key, product_type) (
+    elevenlabs_cycle_credits_used{job="elevenlabs-exporter"}
+  )
+* on (workspace, hashed_xi_api_key) group_left (key_name, service_account)
+  group by (workspace, hashed_xi_api_key, key_name, service_account) (
+    elevenlabs_api_key_credits_used{job="elevenlabs-exporter"}
+  )"""
 
 
 class Prometheus:
@@ -83,6 +93,8 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProce
                         "name": WORKSPACES[0],
                         "budget_credits": BUDGET,
                         "group_by": GROUP_BY,
+                        "key_limits": True,
+                        "group_limits": True,
                     },
                     {**workspace, "name": WORKSPACES[1]},
                 ],
@@ -295,11 +307,12 @@ def test_bar_gauges_list_their_series_largest_first(prometheus: Prometheus) -> N
     the order Grafana draws the bars in."""
     dashboard = DASHBOARDS[OVERVIEW_PATH]
     gauges = [p["title"] for p in iter_panels(dashboard) if p["type"] == "bargauge"]
-    assert len(gauges) == 3
+    assert len(gauges) == 5
     for title in gauges:
         result = prometheus.instant(overview_query(title).expr)
         values = [float(series["value"][1]) for series in result]
-        assert len(values) >= 3, title
+        # The simulator has two keys and two groups with a limit, and seven products.
+        assert len(values) >= (2 if "share of their limit" in title else 3), title
         assert values == sorted(values, reverse=True), (title, values)
 
 
@@ -343,3 +356,54 @@ def test_alert_state_reads_rules_not_loaded_without_the_rules(prometheus: Promet
     for target in alert_state["targets"]:
         result = prometheus.instant(overview_query("Alert state", target["refId"]).expr)
         assert [float(series["value"][1]) for series in result] == [-1.0], target["legendFormat"]
+
+
+def test_key_and_group_shares_are_used_over_limit_as_the_exporter_reports_them(
+    prometheus: Prometheus,
+) -> None:
+    """The bars and tables of the API keys and groups row: the share is used ÷ limit in
+    percent, for the keys and groups with a limit (a key without one and the "unlimited"
+    group are left out of the bars, and listed in the tables with no limit)."""
+
+    def by(label: str, expr: str) -> dict[str, float]:
+        return {s["metric"][label]: float(s["value"][1]) for s in prometheus.instant(expr)}
+
+    used = by("key_id", 'elevenlabs_api_key_credits_used{workspace="default"}')
+    limit = by("key_id", 'elevenlabs_api_key_credits_limit{workspace="default"}')
+    assert set(used) == {"key_prod_tts", "key_prod_agents", "key_batch"}
+    assert set(limit) == {"key_prod_tts", "key_batch"}
+    shares = by("key_id", overview_query("API keys by share of their limit").expr)
+    assert shares == pytest.approx({k: 100 * used[k] / limit[k] for k in limit})
+    table = by("key_id", overview_query("API keys: used and limit", "A").expr)
+    assert table == used
+    assert by("key_id", overview_query("API keys: used and limit", "D").expr) == dict.fromkeys(
+        used, 0.0
+    )
+    group_used = by("group_id", 'elevenlabs_group_credits_used{workspace="default"}')
+    group_limit = by("group_id", 'elevenlabs_group_credits_limit{workspace="default"}')
+    assert set(group_limit) == {"grp_eng", "grp_contractors"}
+    group_shares = by("group_id", overview_query("Groups by share of their limit").expr)
+    assert group_shares == pytest.approx(
+        {g: 100 * group_used[g] / group_limit[g] for g in group_limit}
+    )
+    unlimited = by("group_id", overview_query("Groups: used and limit", "D").expr)
+    assert unlimited == {"grp_eng": 0.0, "grp_support": 1.0, "grp_contractors": 0.0}
+
+
+def test_a_key_joins_its_usage_breakdown_in_promql(prometheus: Prometheus) -> None:
+    """The join docs/limits.md documents runs as written: every key's credits this cycle
+    by product carry the key's name, and per key they add up to what the key's own
+    count says (both read from ElevenLabs; the key's at most one limits poll older)."""
+    assert KEY_JOIN in (ROOT / "docs" / "limits.md").read_text(encoding="utf-8")
+    joined: dict[str, float] = {}
+    for series in prometheus.instant(KEY_JOIN):
+        assert series["metric"]["key_name"], series
+        name = series["metric"]["key_name"]
+        joined[name] = joined.get(name, 0.0) + float(series["value"][1])
+    own = {
+        s["metric"]["key_name"]: float(s["value"][1])
+        for s in prometheus.instant('elevenlabs_api_key_credits_used{workspace="default"}')
+    }
+    assert set(joined) == set(own) == {"prod-tts", "prod-agents", "batch-dubbing"}
+    for name, value in own.items():
+        assert joined[name] == pytest.approx(value, rel=0.01), name

@@ -15,9 +15,11 @@ from pathlib import Path
 from contract import SERIES_NAMES
 from prometheus_client import generate_latest
 
+from exporter.api.limits import ApiKeyLimit, GroupLimit
 from exporter.api.parse import Subscription
 from exporter.core.snapshot import SnapshotStore, WorkspaceSnapshot
 from exporter.polling.credits import CreditsPart
+from exporter.polling.limits import ApiKeyLimitsPart, GroupLimitsPart
 from exporter.polling.subscription import SubscriptionPart
 from exporter.runtime import build_registry
 
@@ -26,7 +28,7 @@ GOLDEN = Path(__file__).parent / "fixtures" / "golden.prom"
 
 def exposition() -> str:
     store = SnapshotStore(["main", "eu"])
-    registry, telemetry = build_registry(store)
+    registry, telemetry = build_registry(store, key_limits=True, group_limits=True)
     credits = CreditsPart(
         credits={("text_to_speech",): 125.5, ("unknown",): 2.0, ("dubbing",): 0.0},
         downward={("text_to_speech",): 1.5, ("unknown",): 0.0, ("dubbing",): 0.0},
@@ -54,14 +56,44 @@ def exposition() -> str:
                     refresh_period="monthly_period",
                     voice_slots_used=3,
                     voice_limit=160,
-                    professional_voice_slots_used=1,
+                    professional_voice_slots_used=3,
                     professional_voice_limit=2,
+                    professional_voice_slots_used_in_workspace=1,
+                    overage_amount=12.5,
+                    overage_currency="usd",
+                    credit_limit_extension=100000,
+                    credit_limit_extension_unlimited=False,
+                    has_open_invoices=False,
                 ),
                 cycle_reset=1767225600,
                 cycle_length=2678400,
             ),
+            ApiKeyLimitsPart(
+                (
+                    ApiKeyLimit("key_tts", "prod-tts", "Backend", "k_3f9a", 270000, 300000, False),
+                    ApiKeyLimit(
+                        "key_agents", "prod-agents", "Backend", "k_81c2", 1500, None, False
+                    ),
+                    ApiKeyLimit(
+                        "key_old", "old", "Batch", "k_e07d", 12, 1000, True, "exposed_publicly"
+                    ),
+                ),
+                listed=3,
+            ),
+            GroupLimitsPart(
+                (
+                    GroupLimit("grp_eng", "Engineering", 351696, 500000, False),
+                    GroupLimit("grp_support", "Support", 155495, None, True),
+                ),
+                listed=2,
+            ),
             up=True,
-            last_success={"usage": 1766000000.0, "subscription": 1766000001.0},
+            last_success={
+                "usage": 1766000000.0,
+                "subscription": 1766000001.0,
+                "service_accounts": 1766000002.0,
+                "groups": 1766000003.0,
+            },
             ready=True,
         )
     )

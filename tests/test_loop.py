@@ -262,3 +262,72 @@ async def test_a_source_polls_at_the_moment_it_names_before_its_interval() -> No
     await run_rounds(loop_of(sub, clock=clock), clock, clock.now + 700)
     assert sub.polled_at[1] == reset
     assert 285 <= sub.polled_at[2] - sub.polled_at[1] <= 315  # then its interval again
+
+
+class Log:
+    """A logger that records (level, event, fields); bind returns itself."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict[str, object]]] = []
+
+    def bind(self, **_: object) -> Log:
+        return self
+
+    def __getattr__(self, level: str) -> object:
+        def record(event: str, **fields: object) -> None:
+            self.records.append((level, event, fields))
+
+        return record
+
+
+def missing(permission: str) -> ApiError:
+    """The 401 ElevenLabs answers a key that lacks a permission, as the client raises it."""
+    return ApiError(
+        "permission",
+        "HTTP 401 missing_permissions: The API key you used is missing the permission "
+        f"{permission} to execute this operation.",
+        status=401,
+        code="missing_permissions",
+    )
+
+
+async def test_an_optional_sources_permission_failure_is_logged_once_per_episode() -> None:
+    """A key lacking a permission an optional source needs: every failed poll is counted,
+    but only the first of a run of permission failures is a warning (naming the
+    permission); after a success the next one warns again. A required source's every
+    permission failure stays a warning."""
+    clock = Clock()
+    telemetry = Telemetry()
+    optional = Fake(
+        "limits",
+        "groups",
+        clock,
+        required=False,
+        results=[missing("workspace_read")] * 3 + ["ok", missing("workspace_read")],
+    )
+    required = Fake("subscription", "subscription", clock, results=[missing("user_read")] * 2)
+    log = Log()
+    loop = WorkspaceLoop(
+        "main",
+        [required, optional],
+        snapshots=SnapshotStore(["main"]),
+        telemetry=telemetry,
+        log=log,
+        clock=clock,
+    )
+    for _ in range(5):
+        await loop.poll_once()
+    assert telemetry.failures.count(("groups", "permission")) == 4
+    assert telemetry.failures.count(("subscription", "permission")) == 2
+    failed = [(lvl, f["endpoint"]) for lvl, event, f in log.records if event == "poll failed"]
+    assert failed == [
+        ("warning", "subscription"),
+        ("warning", "groups"),
+        ("warning", "subscription"),
+        ("debug", "groups"),
+        ("debug", "groups"),
+        ("warning", "groups"),  # after the success in round 4
+    ]
+    first = next(f for lvl, e, f in log.records if e == "poll failed" and f["endpoint"] == "groups")
+    assert first["missing_permission"] == "workspace_read"
+    assert "logged once" in str(first["note"])

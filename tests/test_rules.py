@@ -43,6 +43,10 @@ MAX_FOR_SECONDS = 15 * 60
 
 # The alerting contract: every alert the rules must define.
 CONTRACT_ALERTS = frozenset(ALERT_NAMES)
+# The alerts of elevenlabs-exporter.limits.yml (group elevenlabs-exporter.limits).
+LIMIT_ALERTS = frozenset(
+    {"ElevenLabsAPIKeyCreditLimitNearlyExhausted", "ElevenLabsGroupCreditLimitNearlyExhausted"}
+)
 
 # The two gauges the design's metric table added for alerting contract v2. They belong
 # in tests/contract.py with the exporter that exports them; the union keeps this check
@@ -71,7 +75,7 @@ CONTRACT_THRESHOLDS = {
     "quota_critical_ratio": 0.98,
 }
 
-# The situations of the contract and of issue 12 that need a rule test of their own:
+# The situations of the contract and of issues 12 and 13 that need a rule test of their own:
 # a phrase each test's promtool `name:` must contain.
 SITUATIONS = (
     "10x runaway mid-cycle pages critically",
@@ -90,6 +94,12 @@ SITUATIONS = (
     "20M plan",
     "single failed poll",
     "single transient 401",
+    # Key and group credit limits (issue 13).
+    "a key at 95%",
+    "a key without a limit",
+    "a key whose limit was raised",
+    'a group "unlimited"',
+    "the endpoints failing on permission",
 )
 
 _AGGREGATIONS = frozenset(
@@ -228,6 +238,7 @@ def test_there_are_rule_files_and_rule_tests() -> None:
     """The rules and their unit tests live where the layout says, as YAML files."""
     assert [p.name for p in RULE_FILES] == [
         "elevenlabs-exporter.alerts.yml",
+        "elevenlabs-exporter.limits.yml",
         "elevenlabs-exporter.rules.yml",
     ]
     assert len(RULE_TEST_FILES) >= 6
@@ -245,12 +256,12 @@ def test_promtool_check_rules_is_clean(path: Path) -> None:
 
 
 def test_promtool_check_config_accepts_the_example_prometheus_config() -> None:
-    """The example prometheus.yml is valid and loads both rules files."""
+    """The example prometheus.yml is valid and loads every rules file."""
     promtool = _binary("promtool")
     result = _run(promtool, "check", "config", "--lint=all", "--lint-fatal", str(PROMETHEUS_CONFIG))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "SUCCESS: 2 rule files found" in output
+    assert f"SUCCESS: {len(RULE_FILES)} rule files found" in output
     assert not re.search(r"FAILED|WARN", output, re.IGNORECASE), output
 
 
@@ -275,16 +286,18 @@ def test_promtool_rule_unit_tests_pass(path: Path) -> None:
 
 @pytest.mark.parametrize("path", RULE_TEST_FILES, ids=lambda p: p.name)
 def test_rule_tests_load_the_real_rules_in_order(path: Path) -> None:
-    """Each rule test loads exactly the files in deploy/prometheus/rules, recording rules first."""
+    """Each rule test loads exactly the files in deploy/prometheus/rules, recording rules
+    first; a test of the key and group limit alerts evaluates their group last (it reads
+    the thresholds the recording group records)."""
     spec = _load(path)
     loaded = sorted(
         match.resolve() for pattern in spec["rule_files"] for match in RULE_TESTS_DIR.glob(pattern)
     )
     assert loaded == [p.resolve() for p in RULE_FILES]
-    assert spec["group_eval_order"] == [
-        "elevenlabs-exporter.recording",
-        "elevenlabs-exporter.alerts",
-    ]
+    order = spec["group_eval_order"]
+    assert order[:2] == ["elevenlabs-exporter.recording", "elevenlabs-exporter.alerts"]
+    tested = {case["alertname"] for name, case in _rule_test_cases() if name == path.name}
+    assert order[2:] == (["elevenlabs-exporter.limits"] if tested & LIMIT_ALERTS else [])
     assert spec["evaluation_interval"] == "1m"
 
 
@@ -481,7 +494,7 @@ def _rule_tests() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_every_rule_test_is_named_after_its_situation() -> None:
     """Each promtool test has a name of its own, and every situation the contract and
-    issue 12 list has a test named after it."""
+    issues 12 and 13 list has a test named after it."""
     names = [test.get("name", "") for _, test in _rule_tests()]
     assert all(names), "a rule test without a name"
     assert len(set(names)) == len(names)
@@ -672,7 +685,8 @@ def test_example_prometheus_config_scrapes_the_job_the_rules_select() -> None:
 
 
 def test_alertmanager_groups_by_workspace_and_inhibits_warnings_under_criticals() -> None:
-    """Alertmanager groups per alert and workspace, and a critical silences its warning."""
+    """Alertmanager groups per alert and workspace, and a critical silences its warning
+    (of the same API key or group for the limit alerts, never another key's)."""
     config = _load(ALERTMANAGER_CONFIG)
     route = config["route"]
     assert {"alertname", "workspace"} <= set(route["group_by"])
@@ -681,7 +695,7 @@ def test_alertmanager_groups_by_workspace_and_inhibits_warnings_under_criticals(
     assert {
         "source_matchers": ['severity="critical"'],
         "target_matchers": ['severity="warning"'],
-        "equal": ["alertname", "workspace"],
+        "equal": ["alertname", "workspace", "key_id", "group_id"],
     } in config["inhibit_rules"]
     (default,) = [r for r in config["receivers"] if r["name"] == route["receiver"]]
     assert default["webhook_configs"][0]["url"] == WEBHOOK_URL

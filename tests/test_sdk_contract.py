@@ -29,6 +29,7 @@ from elevenlabs import (
     User,
     WorkspaceAnalyticsQueryResponseModel,
     WorkspaceApiKeyListResponseModel,
+    WorkspaceApiKeyResponseModel,
     WorkspaceGroupResponseModel,
     WorkspaceServiceAccountListResponseModel,
 )
@@ -60,6 +61,7 @@ HOUR_MS = 3_600_000
 CREDITS = {"credits_used": ("Float", ("credits",))}
 COST = {"total_cost": ("Float", CURRENCIES), "total_charge_count": ("Int", (None,))}
 INTERVAL_NAMES = {3600: "hour", 86400: "day", 604800: "week"}
+DEMO = {"xi-api-key": "demo"}
 
 
 @pytest.fixture(scope="module")
@@ -307,6 +309,63 @@ async def test_our_client_needs_no_field_the_sdk_calls_optional(
     assert subscription.reset_at is None
 
 
+async def test_our_client_reads_the_subscription_fields_the_sdk_requires(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """The fields of issue 13 as the SDK's model types them: the overage amount is a
+    string (read as a number), max_credit_limit_extension an int or "unlimited", and
+    the workspace's own professional voice slots beside the billing group's."""
+    client = ElevenLabsClient(workspace="w", base_url=sim.url, api_key=lambda: "demo", http=http)
+    sub = await client.subscription()
+    assert (sub.overage_amount, sub.overage_currency) == (0.0, "usd")
+    assert (sub.credit_limit_extension, sub.credit_limit_extension_unlimited) == (0.0, False)
+    assert sub.has_open_invoices is False
+    assert (sub.professional_voice_slots_used_in_workspace, sub.professional_voice_slots_used) == (
+        1.0,
+        2.0,
+    )
+    drift = {"set": {"max_credit_limit_extension": "unlimited", "current_overage.amount": "12.5"}}
+    sim.state.faults.append(Fault(endpoint="subscription", action="drift", drift=drift))
+    answer = (await http.get(sim.url + "/v1/user/subscription", headers=DEMO)).content
+    assert answer_problems(Subscription, answer) == []  # still an answer the SDK accepts
+    sim.state.faults.append(Fault(endpoint="subscription", action="drift", drift=drift))
+    sub = await client.subscription()
+    assert (sub.credit_limit_extension, sub.credit_limit_extension_unlimited) == (None, True)
+    assert sub.overage_amount == 12.5
+
+
+async def test_our_client_needs_no_key_or_group_field_the_sdk_calls_optional(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """Keys and groups carrying only the fields the SDK's models require are read: their
+    counts and limits are absent (None), never an error."""
+    key_optional = [
+        n for n, f in WorkspaceApiKeyResponseModel.model_fields.items() if not f.is_required()
+    ]
+    group_optional = [
+        n for n, f in WorkspaceGroupResponseModel.model_fields.items() if not f.is_required()
+    ]
+    assert {"character_limit", "character_count", "is_disabled"} <= set(key_optional)
+    assert {"group_usage_limit", "character_count"} <= set(group_optional)
+    keys = [
+        f"service-accounts.{a}.api-keys.{k}.{name}"
+        for a, k in ((0, 0), (0, 1), (1, 0))
+        for name in key_optional
+    ]
+    groups = [f"{g}.{name}" for g in ("grp_eng", "grp_support") for name in group_optional]
+    sim.state.faults += [
+        Fault(endpoint="service_accounts", action="drift", drift={"drop": keys}),
+        Fault(endpoint="groups", action="drift", drift={"drop": groups}),
+    ]
+    client = ElevenLabsClient(workspace="w", base_url=sim.url, api_key=lambda: "demo", http=http)
+    read_keys = await client.service_accounts()
+    assert [k.key_id for k in read_keys] == ["key_prod_tts", "key_prod_agents", "key_batch"]
+    assert all((k.used, k.limit, k.disabled) == (None, None, None) for k in read_keys)
+    read_groups = {g.group_id: g for g in await client.workspace_groups()}
+    assert (read_groups["grp_eng"].limit, read_groups["grp_eng"].unlimited) == (None, None)
+    assert read_groups["grp_contractors"].limit == 60_000
+
+
 # ---- requests ------------------------------------------------------------------------
 
 
@@ -417,6 +476,12 @@ REQUESTS: dict[str, RequestCase] = {
     "character_stats daily by product": _stats_case("ttfb_p95", 86400, "product_type", 48),
     "character_stats in 2h buckets": _stats_case("concurrency", 7200, "none", 6),
     "character_stats weekly": _stats_case("request_count", 604800, "product_type", 24 * 14),
+    "service_accounts": RequestCase(
+        lambda client: client.service_accounts(), lambda sdk: sdk.service_accounts.list(), None
+    ),
+    "workspace_groups": RequestCase(
+        lambda client: client.workspace_groups(), lambda sdk: sdk.workspace.groups.list(), None
+    ),
 }
 # Our client's public methods and the cases that pin the requests each one sends.
 COVERED = {
@@ -425,6 +490,8 @@ COVERED = {
     "cost_usage": ["cost_usage"],
     "subscription": ["subscription"],
     "character_stats": [name for name in REQUESTS if name.startswith("character_stats")],
+    "service_accounts": ["service_accounts"],
+    "workspace_groups": ["workspace_groups"],
 }
 
 

@@ -33,6 +33,7 @@ from exporter.api.body import (
 from exporter.api.charstats import character_stats_query, parse_character_stats
 from exporter.api.decode import AnswerDecoder
 from exporter.api.errors import ApiError, classify_response, classify_transport
+from exporter.api.limits import ApiKeyLimit, GroupLimit, parse_groups, parse_service_accounts
 from exporter.api.parse import (
     Subscription,
     UsageRow,
@@ -44,8 +45,10 @@ from exporter.api.parse import (
 from exporter.api.paths import (
     CHARACTER_STATS_PATH,
     COST_USAGE_PATH,
+    SERVICE_ACCOUNTS_PATH,
     SUBSCRIPTION_PATH,
     USAGE_PATH,
+    WORKSPACE_GROUPS_PATH,
 )
 
 USER_AGENT = f"elevenlabs-exporter/{__version__}"
@@ -269,3 +272,13 @@ class ElevenLabsClient:
         query = character_stats_query(start_ms, end_ms, metric, bucket_seconds, breakdown)
         path = f"{CHARACTER_STATS_PATH}?{urlencode(query)}"
         return await self._request("character_stats", "GET", path, parse_character_stats)
+
+    async def service_accounts(self) -> list[ApiKeyLimit]:
+        """Every service account's API keys with their credit cap and use this period."""
+        return await self._request(
+            "service_accounts", "GET", SERVICE_ACCOUNTS_PATH, parse_service_accounts
+        )
+
+    async def workspace_groups(self) -> list[GroupLimit]:
+        """The workspace's groups with their credit limit and use this period."""
+        return await self._request("groups", "GET", WORKSPACE_GROUPS_PATH, parse_groups)

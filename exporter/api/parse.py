@@ -73,8 +73,19 @@ class Subscription:
     refresh_period: str | None = None
     voice_slots_used: float | None = None
     voice_limit: float | None = None
+    # Under consolidated billing the count of every workspace of the billing group;
+    # the workspace's own is professional_voice_slots_used_in_workspace.
     professional_voice_slots_used: float | None = None
     professional_voice_limit: float | None = None
+    professional_voice_slots_used_in_workspace: float | None = None
+    # current_overage: the usage-based overage so far, in overage_currency.
+    overage_amount: float | None = None
+    overage_currency: str | None = None
+    # max_credit_limit_extension: credits the limit may be exceeded by (0: usage-based
+    # billing off), or unlimited; None for both when missing or unreadable.
+    credit_limit_extension: float | None = None
+    credit_limit_extension_unlimited: bool | None = None
+    has_open_invoices: bool | None = None
 
 
 def bad(message: str) -> ApiError:
@@ -255,6 +266,41 @@ def _optional_str(body: dict[str, Any], name: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _optional_bool(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    return value if isinstance(value, bool) else None
+
+
+def _currency(value: Any) -> str | None:
+    """A currency code as a label value (``usd``, ...); None for anything else."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 16:
+        return None
+    return value.strip()
+
+
+def _overage(body: dict[str, Any]) -> tuple[float | None, str | None]:
+    """``current_overage``: ``{amount: str, currency}``; the amount is a string. Both
+    None unless the amount is a plausible amount and a currency is known (the
+    overage's, else the subscription's)."""
+    overage = body.get("current_overage")
+    if not isinstance(overage, dict):
+        return None, None
+    amount = _optional_number(overage, "amount")
+    currency = _currency(overage.get("currency")) or _currency(body.get("currency"))
+    if amount is None or currency is None:
+        return None, None
+    return amount, currency
+
+
+def _extension(body: dict[str, Any]) -> tuple[float | None, bool | None]:
+    """``max_credit_limit_extension``: an int, or ``"unlimited"``."""
+    value = body.get("max_credit_limit_extension")
+    if isinstance(value, str) and value.strip().lower() == "unlimited":
+        return None, True
+    amount = _optional_number(body, "max_credit_limit_extension")
+    return amount, (False if amount is not None else None)
+
+
 def parse_subscription(body: Any) -> Subscription:
     """The subscription, requiring only the credit count and limit."""
     if not isinstance(body, dict):
@@ -264,6 +310,8 @@ def parse_subscription(body: Any) -> Subscription:
             raise bad(f"subscription: missing {name!r}")
     reset_raw = body.get("next_character_count_reset_unix")
     reset_at = None if reset_raw is None else to_epoch_seconds(reset_raw)
+    overage_amount, overage_currency = _overage(body)
+    extension, unlimited = _extension(body)
     return Subscription(
         tier=str(body.get("tier") or UNKNOWN),
         status=str(body.get("status") or UNKNOWN),
@@ -277,4 +325,12 @@ def parse_subscription(body: Any) -> Subscription:
         voice_limit=_optional_number(body, "voice_limit"),
         professional_voice_slots_used=_optional_number(body, "professional_voice_slots_used"),
         professional_voice_limit=_optional_number(body, "professional_voice_limit"),
+        professional_voice_slots_used_in_workspace=_optional_number(
+            body, "professional_voice_slots_used_in_workspace"
+        ),
+        overage_amount=overage_amount,
+        overage_currency=overage_currency,
+        credit_limit_extension=extension,
+        credit_limit_extension_unlimited=unlimited,
+        has_open_invoices=_optional_bool(body, "has_open_invoices"),
     )

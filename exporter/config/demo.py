@@ -14,8 +14,16 @@ DEMO_WORKSPACE = "default"
 
 
 def demo_workspace(url: str) -> WorkspaceConfig:
-    """The simulated workspace at ``url``, with the simulator's built-in key."""
-    return WorkspaceConfig(DEMO_WORKSPACE, Secret("demo"), KeySource("demo"), url)
+    """The simulated workspace at ``url``, with the simulator's built-in key; it shows
+    its API keys' and groups' credit limits (``key_limits``, ``group_limits``)."""
+    return WorkspaceConfig(
+        DEMO_WORKSPACE,
+        Secret("demo"),
+        KeySource("demo"),
+        url,
+        key_limits=True,
+        group_limits=True,
+    )
 
 
 def demo_config(config: Config, url: str) -> Config:

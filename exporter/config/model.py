@@ -48,6 +48,10 @@ WORKSPACE_KEYS = frozenset(
         "allow",
         "character_stats",
         "budget_credits",
+        "key_limits",
+        "group_limits",
+        "max_keys",
+        "max_groups",
     )
 )
 # Values the usage endpoint accepts for group_by (product_type is always grouped first).
@@ -74,6 +78,10 @@ GROUP_BY_VALUES = frozenset(
 )
 FILTER_OPERATIONS = frozenset(("in", "not_in", "le", "ge", "lt", "gt", "eq", "neq"))
 DEFAULT_MAX_VALUES = 20  # series per extra dimension; the rest is folded into "other"
+# API keys (key_limits) and groups (group_limits) exported per workspace at most; the
+# ones nearest their limit are kept, the rest are not exported.
+DEFAULT_MAX_KEYS = 100
+DEFAULT_MAX_GROUPS = 100
 # The largest API answer read (decoded); larger ones are refused as bad_response. Far
 # above any real answer: a poll's largest is a day of minute buckets, a few MiB even
 # with many label sets.
@@ -153,6 +161,10 @@ class WorkspaceConfig:
     allow: Mapping[str, frozenset[str]] = field(default_factory=dict)
     character_stats: bool = False
     budget_credits: float | None = None  # the workspace's own allowance per cycle
+    key_limits: bool = False  # export each API key's credit limit (GET /v1/service-accounts)
+    group_limits: bool = False  # export each group's credit limit (GET /v1/workspace/groups)
+    max_keys: int = DEFAULT_MAX_KEYS
+    max_groups: int = DEFAULT_MAX_GROUPS
 
     def cap(self, dimension: str) -> int | None:
         """Most series a dimension may have (None: unbounded, for product_type)."""
@@ -214,6 +226,12 @@ class Config:
                     **(
                         {"budget_credits": ws.budget_credits}
                         if ws.budget_credits is not None
+                        else {}
+                    ),
+                    **({"key_limits": True, "max_keys": ws.max_keys} if ws.key_limits else {}),
+                    **(
+                        {"group_limits": True, "max_groups": ws.max_groups}
+                        if ws.group_limits
                         else {}
                     ),
                 }

@@ -8,6 +8,8 @@ from typing import Any
 
 from exporter.config.model import (
     DEFAULT_KEY_ENV,
+    DEFAULT_MAX_GROUPS,
+    DEFAULT_MAX_KEYS,
     FILTER_OPERATIONS,
     GROUP_BY_VALUES,
     WORKSPACE_KEYS,
@@ -98,6 +100,10 @@ def parse_workspace(
     budget = default_budget
     if raw.get("budget_credits") is not None:
         budget = parse_amount(raw["budget_credits"], f"{prefix}.budget_credits")
+    key_limits, max_keys = _opt_in(raw, prefix, "key_limits", "max_keys", DEFAULT_MAX_KEYS)
+    group_limits, max_groups = _opt_in(
+        raw, prefix, "group_limits", "max_groups", DEFAULT_MAX_GROUPS
+    )
     return WorkspaceConfig(
         name.strip(),
         Secret(key),
@@ -110,7 +116,26 @@ def parse_workspace(
         allow,
         character_stats,
         budget,
+        key_limits=key_limits,
+        group_limits=group_limits,
+        max_keys=max_keys,
+        max_groups=max_groups,
     )
+
+
+def _opt_in(
+    raw: Mapping[str, Any], prefix: str, switch: str, cap: str, default: int
+) -> tuple[bool, int]:
+    """An opt-in (``key_limits``, ``group_limits``) and its cap on exported series; the
+    cap only with the opt-in, so that a forgotten switch is not silently ignored."""
+    enabled = raw.get(switch, False)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{prefix}.{switch}", "expected true or false")
+    if cap not in raw:
+        return enabled, default
+    if not enabled:
+        raise ConfigError(f"{prefix}.{cap}", f"only with {switch}: true")
+    return enabled, parse_int(raw[cap], f"{prefix}.{cap}", 1)
 
 
 def _parse_group_by(value: object, key: str) -> tuple[str, ...]:

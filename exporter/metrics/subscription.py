@@ -1,4 +1,10 @@
-"""The subscription collector: the plan's credits, limit, cycle and voice slots."""
+"""The subscription collector: the plan's credits, limit, cycle, voice slots, overage,
+limit extension and open invoices.
+
+A value the API did not send, or sent in a form that cannot be read, is left out (its
+gauge is absent for the workspace), never guessed; "unlimited" is a boolean gauge
+beside an absent limit, never +Inf.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,11 @@ from exporter.polling.subscription import SubscriptionPart
 
 def _gauge(name: str, help_text: str, labels: list[str] | None = None) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, help_text + " " + POLLED, labels=labels or ["workspace"])
+
+
+def _flag(value: bool | None) -> float | None:
+    """A boolean as 1 or 0; None stays None (the gauge is left out)."""
+    return None if value is None else float(value)
 
 
 class SubscriptionCollector(SnapshotCollector):
@@ -48,13 +59,56 @@ class SubscriptionCollector(SnapshotCollector):
         )
         pro = _gauge(
             "elevenlabs_subscription_professional_voice_slots_used",
-            "Professional voice clone slots in use.",
+            "Professional voice clone slots in use in this workspace "
+            "(professional_voice_slots_used_in_workspace).",
         )
         pro_limit = _gauge(
             "elevenlabs_subscription_professional_voice_slots_limit",
             "Professional voice clone slots the plan allows.",
         )
-        return [used, limit, reset, length, info, voices, voices_limit, pro, pro_limit]
+        pro_group = _gauge(
+            "elevenlabs_subscription_billing_group_professional_voice_slots_used",
+            "Professional voice clone slots in use across every workspace of the billing "
+            "group under consolidated billing, else in this workspace "
+            "(professional_voice_slots_used).",
+        )
+        overage = _gauge(
+            "elevenlabs_subscription_overage_amount",
+            "Usage-based overage of the current billing period so far, in the currency of "
+            "the currency label (current_overage; ElevenLabs sends the amount as a string).",
+            ["workspace", "currency"],
+        )
+        extension = _gauge(
+            "elevenlabs_subscription_credits_extension_limit",
+            "Credits the usage may exceed the plan's limit by (max_credit_limit_extension); "
+            '0 means usage-based billing is off. Absent when it is "unlimited" (see '
+            "elevenlabs_subscription_credits_extension_unlimited).",
+        )
+        unlimited = _gauge(
+            "elevenlabs_subscription_credits_extension_unlimited",
+            '1 if max_credit_limit_extension is "unlimited" (usage-based billing without a '
+            "cap), 0 if it is a number.",
+        )
+        invoices = _gauge(
+            "elevenlabs_subscription_has_open_invoices",
+            "1 if the subscription has open (unpaid) invoices (has_open_invoices), else 0.",
+        )
+        return [
+            used,
+            limit,
+            reset,
+            length,
+            info,
+            voices,
+            voices_limit,
+            pro,
+            pro_limit,
+            pro_group,
+            overage,
+            extension,
+            unlimited,
+            invoices,
+        ]
 
     def add(self, snap: WorkspaceSnapshot, families: list[Metric]) -> None:
         """One workspace's subscription gauges, once its plan was read."""
@@ -62,7 +116,8 @@ class SubscriptionCollector(SnapshotCollector):
         if part is None:
             return
         gauges = cast("list[GaugeMetricFamily]", families)
-        used, limit, reset, length, info, voices, voices_limit, pro, pro_limit = gauges
+        used, limit, reset, length, info, voices, voices_limit, pro, pro_limit = gauges[:9]
+        pro_group, overage, extension, unlimited, invoices = gauges[9:]
         sub = part.subscription
         used.add_metric([snap.name], sub.credits_used)
         limit.add_metric([snap.name], sub.credits_limit)
@@ -76,8 +131,14 @@ class SubscriptionCollector(SnapshotCollector):
         for family, value in (
             (voices, sub.voice_slots_used),
             (voices_limit, sub.voice_limit),
-            (pro, sub.professional_voice_slots_used),
+            (pro, sub.professional_voice_slots_used_in_workspace),
             (pro_limit, sub.professional_voice_limit),
+            (pro_group, sub.professional_voice_slots_used),
+            (extension, sub.credit_limit_extension),
+            (unlimited, _flag(sub.credit_limit_extension_unlimited)),
+            (invoices, _flag(sub.has_open_invoices)),
         ):
             if value is not None:
                 family.add_metric([snap.name], value)
+        if sub.overage_amount is not None and sub.overage_currency is not None:
+            overage.add_metric([snap.name, sub.overage_currency], sub.overage_amount)

@@ -111,9 +111,10 @@ class WorkspaceLoop:
         try:
             outcome = await source.poll(self.clock())
         except ApiError as err:
+            previous = status.last_error
             status.ok, status.ran, status.last_error = False, True, err
             status.failures += 1
-            self._failed(source, err, started)
+            self._failed(source, err, started, previous)
             self.publish()  # up goes to 0 now, not after the round's other sources
             return
         status.last_error = None
@@ -134,7 +135,12 @@ class WorkspaceLoop:
             duration_seconds=round(time.perf_counter() - started, 3),
         )
 
-    def _failed(self, source: Source, err: ApiError, started: float) -> None:
+    def _failed(
+        self, source: Source, err: ApiError, started: float, previous: ApiError | None = None
+    ) -> None:
+        """Count the failure and log it. A permission failure of an optional source that
+        repeats the previous poll's is logged at debug level: the key lacks a permission
+        the workspace can do without, and one warning says so until a poll succeeds."""
         self.telemetry.poll_failed(self.name, source.endpoint, err.reason)
         fields: dict[str, Any] = {
             "endpoint": source.endpoint,
@@ -149,6 +155,14 @@ class WorkspaceLoop:
             permission = missing_permission(str(err))
             if permission:
                 fields["missing_permission"] = permission
+            if not source.required:
+                if previous is not None and previous.reason == "permission":
+                    self.log.debug("poll failed", **fields)
+                    return
+                fields["note"] = (
+                    "optional endpoint: elevenlabs_up and the other endpoints' metrics are "
+                    "unaffected; logged once until a poll of it succeeds"
+                )
         self.log.warning("poll failed", **fields)
 
     # Publishing --------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Order matters within a round: the subscription comes first (it tells the others the
 billing cycle), then the usage sources (credits, or cost once the workspace proves
-billed in currency), then the optional ones.
+billed in currency), then the optional ones (character stats, key and group limits).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from exporter.core.state import StateStore
 from exporter.polling.charstats import CharacterStatsSource, poll_interval
 from exporter.polling.cost import CostSource
 from exporter.polling.credits import CreditsSource
+from exporter.polling.limits import ApiKeyLimitsSource, GroupLimitsSource
 from exporter.polling.loop import WorkspaceLoop
 from exporter.polling.source import PollTelemetry, Source, WorkspaceFacts
 from exporter.polling.subscription import SubscriptionSource
@@ -56,6 +57,12 @@ def workspace_loop(
     ]
     if workspace.character_stats:
         sources.append(CharacterStatsSource(client, facts, poll_interval(config, workspace)))
+    # Key and group limits change like the plan: read on the subscription's interval.
+    slow = max(interval, config.subscription_interval)
+    if workspace.key_limits:
+        sources.append(ApiKeyLimitsSource(client, facts, slow, workspace.max_keys, log))
+    if workspace.group_limits:
+        sources.append(GroupLimitsSource(client, facts, slow, workspace.max_groups, log))
     return WorkspaceLoop(
         workspace.name, sources, snapshots=snapshots, telemetry=telemetry, log=log, clock=clock
     )

@@ -2,7 +2,7 @@
 
 ``layout`` places panels on the grid, ``panels`` builds each kind of panel, ``queries``
 holds the PromQL they share (the design's alerting contract in PromQL), and one module
-per group of rows (``cycle``, ``breakdown``, ``health``) adds them, one function per
+per group of rows (``cycle``, ``breakdown``, ``limits``, ``health``) adds them, one function per
 row; ``overview`` puts the rows, variables and header together.
 """
 

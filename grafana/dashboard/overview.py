@@ -8,10 +8,18 @@ from dashboard.breakdown import BREAKDOWN_LABELS, TOP_COUNTS, breakdown_row
 from dashboard.cycle import billing_cycle_row, spend_row
 from dashboard.health import REPO_URL, RUNBOOK_URL, alerts_row, health_row
 from dashboard.layout import Grid, Json
+from dashboard.limits import limits_row
 from dashboard.panels import DATASOURCE
 
 # The overview's rows, top to bottom.
-OVERVIEW_ROWS = (billing_cycle_row, spend_row, breakdown_row, alerts_row, health_row)
+OVERVIEW_ROWS = (
+    billing_cycle_row,
+    spend_row,
+    breakdown_row,
+    limits_row,
+    alerts_row,
+    health_row,
+)
 
 
 def credits_overview() -> Json:
@@ -25,8 +33,8 @@ def credits_overview() -> Json:
         "annotations": {"list": [firing_alerts_annotation()]},
         "description": "ElevenLabs credit usage from elevenlabs-exporter: use against the "
         "allowance with a projection to the reset, pace against what is left as the alerts "
-        "judge it, spend by product and by any opt-in dimension, alert state and the "
-        "exporter's own health.",
+        "judge it, spend by product and by any opt-in dimension, API keys and groups against "
+        "their credit limits, alert state and the exporter's own health.",
         "editable": True,
         "fiscalYearStartMonth": 0,
         "graphTooltip": 1,

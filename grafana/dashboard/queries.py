@@ -27,6 +27,8 @@ ALERT_NAMES = (
     "ElevenLabsAPIPollingFailing",
     "ElevenLabsUsageDataStale",
     "ElevenLabsAPIKeyRejected",
+    "ElevenLabsAPIKeyCreditLimitNearlyExhausted",
+    "ElevenLabsGroupCreditLimitNearlyExhausted",
 )
 # The recording rule the project's rules carry (value 1) so that a missing rule file
 # reads as such, not as "no alert".
